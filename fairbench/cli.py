@@ -1,0 +1,97 @@
+"""The ``fairbench`` command line.
+
+    fairbench run [suite=NAME] [key=value ...] [--dry-run]
+    fairbench list {suites,datasets,methods,evaluators}
+    fairbench leaderboard OUT
+
+Bad input of any kind prints one ``fairbench: error: ...`` line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import FairbenchError
+
+
+def _run(args) -> int:
+    from .config import resolve_run_config
+    from .harness import run_suite
+    from .leaderboard import render
+    from .plan import describe_plan, make_plan
+
+    config = resolve_run_config(args.overrides)
+    if args.dry_run:
+        print(describe_plan(config, make_plan(config)))
+        return 0
+    out, frame = run_suite(config, log=lambda msg: print(msg, file=sys.stderr))
+    print(render(frame))
+    print(f"\nresults: {out}/results.jsonl  tables: {out}/leaderboard.csv, {out}/leaderboard.md")
+    return 0
+
+
+def _list(args) -> int:
+    from tabulate import tabulate
+
+    from .config import load_suite, suite_names
+    from .data import dataset_names
+    from .distill import describe, method_ids
+    from .evaluate import evaluator_names
+    from .registry import entry
+
+    if args.what == "suites":
+        rows = [(name, load_suite(name).get("description", "")) for name in suite_names()]
+    elif args.what == "datasets":
+        rows = [(name, entry("datasets", name).get("description", "")) for name in dataset_names()]
+    elif args.what == "methods":
+        rows = [(m, describe(m.partition("+")[0]) + (f" + {m.partition('+')[2]}" if "+" in m else ""))
+                for m in method_ids()]
+    else:
+        rows = [(name, entry("evaluators", name).get("description", "")) for name in evaluator_names()]
+    print(tabulate(rows, headers=[args.what[:-1], "description"]))
+    return 0
+
+
+def _leaderboard(args) -> int:
+    from .leaderboard import render, write_leaderboard
+    from .results import read_records
+
+    print(render(write_leaderboard(args.out, read_records(args.out))))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fairbench", description="Benchmark suite for fair dataset distillation.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run a suite (default: quickstart) and print its leaderboard")
+    run.add_argument("overrides", nargs="*", metavar="key=value",
+                     help="suite=NAME and settings such as ipc=[10,50] methods=[dm,dm+cobra] device=cuda")
+    run.add_argument("--dry-run", action="store_true", help="print the plan of cells and exit")
+    run.set_defaults(handler=_run)
+
+    listing = commands.add_parser("list", help="list suites, datasets, methods or evaluators")
+    listing.add_argument("what", choices=["suites", "datasets", "methods", "evaluators"])
+    listing.set_defaults(handler=_list)
+
+    board = commands.add_parser("leaderboard", help="re-render the tables of a run folder from its records")
+    board.add_argument("out", help="the out folder of a run (holds results.jsonl)")
+    board.set_defaults(handler=_leaderboard)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except FairbenchError as error:
+        print(f"fairbench: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fairbench: interrupted; every finished cell is kept in results.jsonl", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

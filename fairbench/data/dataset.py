@@ -1,0 +1,80 @@
+"""The group-labelled dataset every part of fairbench passes around."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+
+
+@dataclass
+class GroupDataset:
+    """Images with a class label and a group (sensitive attribute) label per sample.
+
+    Images stay ``uint8`` (N, C, H, W) so that a whole training split fits on a GPU; batches are
+    normalised as they are drawn, with :meth:`normalize`.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    groups: torch.Tensor
+    class_names: list[str]
+    group_names: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __post_init__(self):
+        n = len(self.images)
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError("images must be uint8 with shape (N, C, H, W)")
+        if len(self.labels) != n or len(self.groups) != n:
+            raise ValueError("images, labels and groups must have the same length")
+        self.labels = self.labels.long()
+        self.groups = self.groups.long()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.group_names)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images → float, standardised with this dataset's per-channel mean and std."""
+        mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1)
+        return (images.float() / 255 - mean) / std
+
+    def counts(self) -> torch.Tensor:
+        """Samples per (class, group) cell, shape (num_classes, num_groups)."""
+        cell = self.labels * self.num_groups + self.groups
+        return torch.bincount(cell, minlength=self.num_classes * self.num_groups).view(
+            self.num_classes, self.num_groups
+        )
+
+    def to(self, device) -> "GroupDataset":
+        return replace(
+            self,
+            images=self.images.to(device),
+            labels=self.labels.to(device),
+            groups=self.groups.to(device),
+        )
+
+
+@dataclass
+class DatasetSplits:
+    """A benchmark dataset: its train and test splits and where they came from."""
+
+    name: str
+    train: GroupDataset
+    test: GroupDataset
+    source: str
+    params: dict = field(default_factory=dict)

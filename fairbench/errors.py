@@ -1,0 +1,19 @@
+"""Errors a user can fix from the command line.
+
+Anything raised as a :class:`FairbenchError` is printed by the CLI as one line and ends the process
+with exit code 2; every other exception is a bug and keeps its traceback.
+"""
+
+
+class FairbenchError(Exception):
+    """Bad input: an unknown name, a malformed override, an impossible setting."""
+
+
+class DataNotFoundError(FairbenchError):
+    """A dataset's files are missing; the message says where they go and where to get them."""
+
+
+def unknown_choice(kind: str, name: object, choices) -> FairbenchError:
+    """The one wording used for every unknown name, so messages always list the valid choices."""
+    listed = ", ".join(sorted(str(c) for c in choices))
+    return FairbenchError(f"unknown {kind} '{name}'; choose from: {listed}")

@@ -1,0 +1,55 @@
+"""Leaderboard tables rendered from result records: CSV, Markdown and the terminal.
+
+A row is a (dataset, ipc, evaluator, method) cell; the evaluation runs of all its distillation
+seeds are pooled, so ``acc_std`` covers both sources of variance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from .metrics import METRICS
+
+KEYS = ["dataset", "ipc", "evaluator", "method"]
+COLUMNS = KEYS + ["acc", "acc_std", "deo_max", "deo_max_std", "deo_mean", "deo_mean_std",
+                  "suff_max", "suff_mean", "worst_group_acc", "distill_s", "iter_ms", "runs"]
+
+
+def leaderboard_frame(records: list[dict]) -> pd.DataFrame:
+    pooled: dict[tuple, dict] = {}
+    for record in records:
+        if record.get("status") != "ok":
+            continue
+        row = pooled.setdefault(tuple(record[k] for k in KEYS),
+                                {"runs": {m: [] for m in METRICS}, "distill_s": [], "iter_ms": []})
+        for metric in METRICS:
+            row["runs"][metric] += record["metrics"][metric]["runs"]
+        row["distill_s"].append(record["distill_s"])
+        row["iter_ms"].append(record["iter_ms"])
+    rows = []
+    for key, row in pooled.items():
+        out = dict(zip(KEYS, key))
+        for metric, runs in row["runs"].items():
+            out[metric] = float(np.mean(runs))
+            out[f"{metric}_std"] = float(np.std(runs))
+        out["distill_s"] = float(np.mean(row["distill_s"]))
+        out["iter_ms"] = float(np.mean(row["iter_ms"]))
+        out["runs"] = len(row["runs"]["acc"])
+        rows.append(out)
+    return pd.DataFrame(rows, columns=COLUMNS) if rows else pd.DataFrame(columns=COLUMNS)
+
+
+def render(frame: pd.DataFrame, fmt: str = "simple") -> str:
+    return tabulate(frame[COLUMNS], headers="keys", tablefmt=fmt, showindex=False, floatfmt=".2f")
+
+
+def write_leaderboard(out_dir: Path, records: list[dict]) -> pd.DataFrame:
+    frame = leaderboard_frame(records)
+    out_dir = Path(out_dir)
+    frame.to_csv(out_dir / "leaderboard.csv", index=False, float_format="%.4f")
+    (out_dir / "leaderboard.md").write_text(render(frame, "pipe") + "\n")
+    return frame

@@ -1,0 +1,55 @@
+"""Group-fairness metrics of FairDD and COBRA, in percent.
+
+Cells are (group g, class c). Recall r_gc = P(ŷ = c | y = c, g) is defined where the cell has test
+samples; precision p_gc = P(y = c | ŷ = c, g) where group g has predictions of c. A class's gap is
+max_g − min_g over its defined cells, and classes with no defined cell are left out. The reference
+code counts an empty cell as 0, which turns "no data" into a maximal gap; fairbench does not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+METRICS = ("acc", "deo_max", "deo_mean", "suff_max", "suff_mean", "worst_group_acc")
+
+
+def _gaps(rates: torch.Tensor) -> torch.Tensor:
+    """(G, C) rates with NaN for undefined cells → per-class max − min over defined cells."""
+    defined = ~rates.isnan()
+    high = rates.masked_fill(~defined, -torch.inf).amax(0)
+    low = rates.masked_fill(~defined, torch.inf).amin(0)
+    return (high - low)[defined.any(0)]
+
+
+def _summary(values: torch.Tensor) -> tuple[float, float]:
+    if values.numel() == 0:
+        return float("nan"), float("nan")
+    return 100 * float(values.max()), 100 * float(values.mean())
+
+
+def group_fairness(y_true, y_pred, groups, num_classes: int, num_groups: int) -> dict[str, float]:
+    """``acc``, ``deo_max``, ``deo_mean``, ``suff_max``, ``suff_mean``, ``worst_group_acc`` (percent)."""
+    y, p, g = (torch.as_tensor(np.asarray(a) if not torch.is_tensor(a) else a).long().flatten().cpu()
+               for a in (y_true, y_pred, groups))
+    if not (len(y) == len(p) == len(g)) or len(y) == 0:
+        raise ValueError("y_true, y_pred and groups must be non-empty and of equal length")
+    cells = num_groups * num_classes
+    correct = (p == y).double()
+    hits = torch.bincount(g * num_classes + y, weights=correct, minlength=cells).view(num_groups, num_classes)
+    support = torch.bincount(g * num_classes + y, minlength=cells).view(num_groups, num_classes)
+    predicted = torch.bincount(g * num_classes + p, minlength=cells).view(num_groups, num_classes)
+    recall = hits / support.double()            # 0/0 → NaN marks an empty cell
+    precision = hits / predicted.double()
+    deo_max, deo_mean = _summary(_gaps(recall))
+    suff_max, suff_mean = _summary(_gaps(precision))
+    group_size = support.sum(1)
+    group_acc = hits.sum(1)[group_size > 0] / group_size[group_size > 0]
+    return {
+        "acc": 100 * float(correct.mean()),
+        "deo_max": deo_max,
+        "deo_mean": deo_mean,
+        "suff_max": suff_max,
+        "suff_mean": suff_mean,
+        "worst_group_acc": 100 * float(group_acc.min()),
+    }
