@@ -45,8 +45,7 @@ def _list(args) -> int:
     elif args.what == "datasets":
         rows = [(name, entry("datasets", name).get("description", "")) for name in dataset_names()]
     elif args.what == "methods":
-        rows = [(m, describe(m.partition("+")[0]) + (f" + {m.partition('+')[2]}" if "+" in m else ""))
-                for m in method_ids()]
+        rows = [(m, describe(m)) for m in method_ids()]
     else:
         rows = [(name, entry("evaluators", name).get("description", "")) for name in evaluator_names()]
     print(tabulate(rows, headers=[args.what[:-1], "description"]))
@@ -82,7 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # Overrides and options may interleave (``run suite=ci --dry-run ipc=[10]``): argparse stops
+    # the positional list at the first option, so the rest comes back as extras.
+    args, extras = parser.parse_known_args(argv)
+    stray = [e for e in extras if e.startswith("-") or args.command != "run"]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extras:
+        args.overrides += extras
     try:
         return args.handler(args)
     except FairbenchError as error:

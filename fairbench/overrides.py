@@ -42,5 +42,5 @@ def check_known(what: str, overrides: dict, known: set[str]) -> None:
     """Run-wide settings apply to every entry that has them; one that none has is a typo."""
     unknown = set(overrides) - known
     if unknown:
-        raise FairbenchError(f"no {what} of this run has a setting {', '.join(sorted(unknown))}; "
+        raise FairbenchError(f"no {what} has a setting {', '.join(sorted(unknown))}; "
                              f"known: {', '.join(sorted(known)) or 'none'}")

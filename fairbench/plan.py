@@ -44,10 +44,10 @@ def make_plan(config: dict) -> list[Cell]:
         if name not in dataset_names():
             raise unknown_choice("dataset", name, dataset_names())
     check_known("dataset", config["dataset"],
-                set().union(*(entry("datasets", d).get("params") or {} for d in config["datasets"])))
+                set().union(*(entry("datasets", d).get("params") or {} for d in dataset_names())))
     for method_id in config["methods"]:
         parse_method(method_id)
-    check_overrides(config["methods"], config["distill"])
+    check_overrides(config["distill"])
     for name in config["models"]:
         if name not in evaluator_names():
             raise unknown_choice("evaluator (in models.)", name, evaluator_names())

@@ -67,12 +67,20 @@ def method_hparams(method_id: str, dataset: str, ipc: int, overrides: dict | Non
     return hparams
 
 
-def check_overrides(method_list: list[str], overrides: dict) -> None:
-    """Every ``distill.KEY`` override must be known to at least one method of the run."""
-    scopes = set(method_list) | {m.partition("+")[0] for m in method_list}
-    known = set().union(*(method_hparams(m, "", 0) for m in method_list))
+def check_overrides(overrides: dict) -> None:
+    """Every ``distill.KEY`` must be a hyperparameter of some method, so a typo fails at once.
+
+    Keys no method of *this* run uses are fine: a suite's settings survive ``methods=[...]``.
+    """
+    ids = method_ids()
+    scopes = set(ids) | set(BASES.names())
+    known = set().union(*(method_hparams(m, "", 0) for m in ids))
     shared = {k: v for k, v in overrides.items() if not (isinstance(v, dict) and k in scopes)}
     check_known("method", shared, known)
+    for scope, own in overrides.items():
+        if isinstance(own, dict) and scope in scopes:
+            for method_id in (m for m in ids if scope in (m, m.partition("+")[0])):
+                method_hparams(method_id, "", 0, {scope: own})
 
 
 def build_distiller(method_id: str, hparams: dict) -> Distiller:
@@ -80,6 +88,11 @@ def build_distiller(method_id: str, hparams: dict) -> Distiller:
     return BASES.get(base)(hparams, variant)
 
 
-def describe(base: str) -> str:
-    return entries("methods").get(base, {}).get("description") or BASES.get(base).description
+def describe(method_id: str) -> str:
+    """One line for ``fairbench list methods``: the base, then the variant if any."""
+    base, variant = parse_method(method_id)
+    text = entries("methods").get(base, {}).get("description") or BASES.get(base).description
+    if variant != "vanilla":
+        text = f"{entry('variants', variant).get('description', variant)} | on {base}"
+    return text
 

@@ -1,0 +1,28 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def fairbench_cli(tmp_path):
+    """Run ``python -m fairbench ARGS`` in a scratch folder; returns the completed process."""
+
+    def run(*args, cwd=None, timeout=600):
+        return subprocess.run(fairbench_command(*args), cwd=cwd or tmp_path, env=checkout_env(),
+                              capture_output=True, text=True, timeout=timeout)
+
+    return run
+
+
+def fairbench_command(*args):
+    return [sys.executable, "-m", "fairbench", *args]
+
+
+def checkout_env():
+    """The subprocess imports this checkout's fairbench, whatever is installed."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}

@@ -1,0 +1,58 @@
+import pytest
+import torch
+
+from fairbench.augment import DSA, TRANSFORMS
+
+
+@pytest.mark.parametrize("name", TRANSFORMS)
+def test_same_pair_same_transform_for_real_and_synthetic(name):
+    dsa = DSA(strategy=name)
+    torch.manual_seed(1)
+    image = torch.randn(1, 3, 32, 32)
+    real = torch.cat([image, torch.randn(1, 3, 32, 32), image])
+    syn = image.repeat(2, 1, 1, 1)
+    real_pairs, syn_pairs = torch.tensor([0, 0, 1]), torch.tensor([0, 1])
+    params = dsa.sample(2, 32, "cpu")
+    real_out, syn_out = dsa.apply(real, params, real_pairs), dsa.apply(syn, params, syn_pairs)
+    torch.testing.assert_close(real_out[0], syn_out[0])   # class 0 real == class 0 synthetic
+    torch.testing.assert_close(real_out[2], syn_out[1])   # class 1 likewise
+
+
+@pytest.mark.parametrize("name", TRANSFORMS)
+def test_reproducible_under_a_seed(name):
+    dsa = DSA(strategy=name)
+    x = torch.randn(4, 3, 32, 32)
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(7)
+        outs.append(dsa(x))
+    torch.testing.assert_close(outs[0], outs[1])
+
+
+def test_different_pairs_get_different_draws():
+    dsa = DSA(strategy="scale")
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 32, 32).repeat(2, 1, 1, 1)
+    out = dsa.apply(x, dsa.sample(2, 32, "cpu"), torch.tensor([0, 1]))
+    assert not torch.allclose(out[0], out[1])
+
+
+@pytest.mark.parametrize("name", TRANSFORMS)
+def test_differentiable(name):
+    torch.manual_seed(3)
+    x = torch.randn(2, 3, 32, 32, requires_grad=True)
+    DSA(strategy=name)(x).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_crop_shifts_by_whole_pixels_with_zero_fill():
+    dsa = DSA(strategy="crop")
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    out = dsa.apply(x, {"name": "crop", "pad": 1, "shift": torch.tensor([[1, 0]])}, torch.tensor([0]))
+    torch.testing.assert_close(out[0, 0, :3], x[0, 0, 1:])
+    assert (out[0, 0, 3] == 0).all()
+
+
+def test_unknown_transform_is_refused():
+    with pytest.raises(ValueError, match="unknown DSA"):
+        DSA(strategy="color_blur")

@@ -1,0 +1,77 @@
+import json
+
+import pytest
+
+from native_files import write_mnist
+
+
+def assert_clean_error(proc, *fragments):
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("fairbench: error:"), proc.stderr
+    for fragment in fragments:
+        assert fragment in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (["suite=nope"], ["unknown suite 'nope'", "quickstart"]),
+        (["datasets=[nope]"], ["unknown dataset 'nope'", "cmnist-mini"]),
+        (["methods=[dm+nope]"], ["unknown method 'dm+nope'", "dm+fairdd"]),
+        (["evaluators=[nope]"], ["unknown evaluator 'nope'", "convnet"]),
+        (["ipc=0"], ["ipc must be at least 1"]),
+        (["ipc=[10,"], ["malformed override"]),
+        (["ipc"], ["malformed override 'ipc'"]),
+        (["distill.iteratons=5"], ["no method has a setting iteratons", "iterations"]),
+        (["distill.iterations=ten"], ["wrong type"]),
+        (["dataset.bogus=1"], ["no dataset has a setting bogus", "rho"]),
+        (["eval.epoch=3"], ["no setting epoch", "epochs"]),
+        (["distill.dm+cobra.warmup_epoch=1"], ["method 'dm+cobra' has no setting warmup_epoch"]),
+        (["num_eval=0"], ["num_eval must be a positive integer"]),
+        (["colour=red"], ["unknown run key 'colour'", "methods"]),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(fairbench_cli, args, fragments):
+    assert_clean_error(fairbench_cli("run", "--dry-run", *args), *fragments)
+
+
+def test_missing_data_says_where_files_go_and_keeps_results(fairbench_cli, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.jsonl").write_text('{"kept": true}\n')
+    proc = fairbench_cli("run", "suite=cmnist", f"data_root={tmp_path / 'empty'}", f"out={out}")
+    assert_clean_error(proc, str(tmp_path / "empty" / "MNIST" / "raw"), "https://")
+    assert (out / "results.jsonl").read_text() == '{"kept": true}\n'
+
+
+def test_impossible_ipc_is_refused(fairbench_cli, tmp_path):
+    write_mnist(tmp_path, per_class_train=4, per_class_test=2)
+    proc = fairbench_cli("run", "suite=ci", "datasets=[cmnist]", f"data_root={tmp_path}", "ipc=[5]",
+                         "methods=[random]", f"out={tmp_path / 'out'}")
+    assert_clean_error(proc, "ipc=5 is impossible")
+
+
+def test_dry_run_needs_no_data(fairbench_cli, tmp_path):
+    proc = fairbench_cli("run", "suite=cmnist", "--dry-run", f"data_root={tmp_path / 'empty'}",
+                         "ipc=[10,50]", "methods=[dm,dm+cobra]")
+    assert proc.returncode == 0, proc.stderr
+    assert "4 cells" in proc.stdout and "20000" in proc.stdout and "dm+cobra" in proc.stdout
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("what,expected", [("suites", "quickstart"), ("datasets", "cmnist-mini"),
+                                           ("methods", "dm+cobra"), ("evaluators", "convnet")])
+def test_list(fairbench_cli, what, expected):
+    proc = fairbench_cli("list", what)
+    assert proc.returncode == 0 and expected in proc.stdout
+
+
+def test_leaderboard_of_a_folder_without_records(fairbench_cli, tmp_path):
+    assert_clean_error(fairbench_cli("leaderboard", str(tmp_path)), "no results.jsonl")
+
+
+def test_leaderboard_names_a_corrupt_record(fairbench_cli, tmp_path):
+    (tmp_path / "results.jsonl").write_text('{"status": "ok"\n')
+    assert_clean_error(fairbench_cli("leaderboard", str(tmp_path)), "results.jsonl:1")

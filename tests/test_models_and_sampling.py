@@ -1,0 +1,39 @@
+import pytest
+import torch
+
+from fairbench.distill.sampling import ClassSampler
+from fairbench.errors import FairbenchError
+from fairbench.models import build_model
+
+
+@pytest.mark.parametrize("channels,size", [(1, 28), (3, 32), (3, 64)])
+def test_convnet_shapes(channels, size):
+    net = build_model("convnet", channels, 10, size, width=16, depth=3)
+    x = torch.randn(2, channels, size, size)
+    assert net(x).shape == (2, 10)
+    assert net.embed(x).shape == (2, net.embed_dim)
+    if size == 28:   # padded to 32 by the first convolution, as in the DC code
+        assert net.embed_dim == 16 * 4 * 4
+
+
+def test_instance_norm_keeps_samples_independent():
+    torch.manual_seed(0)
+    net = build_model("convnet", 3, 10, 32, width=8)
+    x = torch.randn(5, 3, 32, 32)
+    torch.testing.assert_close(net.embed(x)[:2], net.embed(x[:2]))
+
+
+def test_sampler_draws_each_class_without_replacement():
+    labels = torch.tensor([2, 0, 1, 0, 2, 1, 0, 2, 1, 1])
+    sampler = ClassSampler(labels, 3)
+    torch.manual_seed(0)
+    index = sampler.sample(3)
+    assert labels[index].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert len(set(index.tolist())) == 9
+    assert len(sampler.sample(100)) == 9   # capped at the smallest class
+
+
+def test_impossible_ipc_is_a_clear_error():
+    sampler = ClassSampler(torch.tensor([0, 0, 1]), 2)
+    with pytest.raises(FairbenchError, match="ipc=2 is impossible.*only 1"):
+        sampler.sample_exact(2)
