@@ -32,19 +32,19 @@ HOW_TO_GET = ("BFFHQ is distributed by the authors of 'Learning Debiased Represe
               "<data_root>/bffhq/test/*.png exist")
 
 
-def list_pngs(folder: Path, pattern: str) -> list[Path]:
-    files = sorted(require_dir(folder, HOW_TO_GET).glob(pattern))
+def list_pngs(folder: Path, pattern: str) -> list[str]:
+    files = sorted(str(p) for p in require_dir(folder, HOW_TO_GET).glob(pattern))
     if not files:
         raise missing(folder / pattern, HOW_TO_GET)
     return files
 
 
-def parse_names(files: list[Path]) -> np.ndarray:
+def parse_names(files: list[str]) -> np.ndarray:
     """(target, group) per file; a name that does not end ``_<0|1>_<0|1>.png`` is an error, since
     a stray or renamed file would silently change the bias ratio."""
     rows = []
     for path in files:
-        match = NAME.search(path.name)
+        match = NAME.search(path)
         if not match or not {match[1], match[2]} <= {"0", "1"}:
             raise FairbenchError(f"{path}: a BFFHQ file name must end _<target>_<group>.png with 0 or 1 in both")
         rows.append((int(match[1]), int(match[2])))

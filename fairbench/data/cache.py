@@ -32,19 +32,19 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fairbench"
 
 
-def fingerprint(files: list[Path], how_to_get: str) -> list[tuple[str, int, int]]:
+def fingerprint(files: list[str], how_to_get: str) -> list[tuple[str, int, int]]:
     """(path, size, mtime) per file; a file that is listed but absent is named here."""
     prints = []
     for path in files:
         try:
-            stat = path.stat()
+            stat = os.stat(path)
         except FileNotFoundError:
-            raise missing(path, how_to_get) from None
-        prints.append((str(path), stat.st_size, stat.st_mtime_ns))
+            raise missing(Path(path), how_to_get) from None
+        prints.append((path, stat.st_size, stat.st_mtime_ns))
     return prints
 
 
-def entry_path(dataset: str, settings: dict, files: list[Path], how_to_get: str) -> Path:
+def entry_path(dataset: str, settings: dict, files: list[str], how_to_get: str) -> Path:
     key = json.dumps({"format": 1, "dataset": dataset, "settings": settings,
                       "files": fingerprint(files, how_to_get)}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
@@ -52,7 +52,7 @@ def entry_path(dataset: str, settings: dict, files: list[Path], how_to_get: str)
     return cache_dir() / "datasets" / f"{dataset}-{tag}-{digest}.npy"
 
 
-def cached_images(dataset: str, settings: dict, files: list[Path], decode: Callable[[], np.ndarray],
+def cached_images(dataset: str, settings: dict, files: list[str], decode: Callable[[], np.ndarray],
                   how_to_get: str) -> np.ndarray:
     """``decode()``'s array for these files and settings, from the cache when an earlier load made it.
 

@@ -9,6 +9,7 @@ size of the smallest, the FairDD protocol. The validation partition is not used.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +96,7 @@ def celeba(root: Path, target: str, group: str, image_size: int, crop: int, seed
     # every (target, group) choice; train images first, so the train split is a view, not a copy.
     order = np.concatenate([np.flatnonzero(partition == TRAIN), np.flatnonzero(partition == TEST)])
     n_train = int((partition == TRAIN).sum())
-    files = [image_dir / name for name in attributes.index[order]]
+    files = [os.path.join(image_dir, name) for name in attributes.index[order]]
     images = torch.from_numpy(cached_images(
         "celeba", {"size": image_size, "crop": crop}, files,
         lambda: decode_images(files, image_size, crop), HOW_TO_GET))

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-
 import numpy as np
 from PIL import Image
 
@@ -28,7 +26,7 @@ def center_box(width: int, height: int, side: int) -> tuple[int, int, int, int]:
     return left, top, left + side, top + side
 
 
-def decode_image(path: Path, size: int, crop: int | None = None) -> np.ndarray:
+def decode_image(path: str, size: int, crop: int | None = None) -> np.ndarray:
     """(3, size, size) uint8: crop ``crop`` pixels square from the center (default: the largest
     square), then resize to ``size``."""
     try:
@@ -46,7 +44,7 @@ def decode_image(path: Path, size: int, crop: int | None = None) -> np.ndarray:
         raise FairbenchError(f"{path}: cannot decode image ({e})") from None
 
 
-def decode_images(paths: list[Path], size: int, crop: int | None = None) -> np.ndarray:
+def decode_images(paths: list[str], size: int, crop: int | None = None) -> np.ndarray:
     out = np.empty((len(paths), 3, size, size), dtype=np.uint8)
 
     def decode_into(i: int) -> None:

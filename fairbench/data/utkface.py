@@ -9,6 +9,7 @@ choices see the same images. The test split takes ``test_per_cell`` random image
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -35,17 +36,17 @@ HOW_TO_GET = ("get UTKFace.tar.gz (the Aligned&Cropped Faces) from https://susan
               "and unpack it so that the images lie in <data_root>/UTKFace/")
 
 
-def parse_names(files: list[Path]) -> tuple[list[Path], np.ndarray]:
-    """The files whose names parse and their (age, gender, race) rows; the others are skipped
-    with one warning that counts them (the public release has a few malformed names)."""
+def parse_names(names: list[str]) -> tuple[list[str], np.ndarray]:
+    """The names that parse and their (age, gender, race) rows; the others are skipped with one
+    warning that counts them (the public release has a few malformed names)."""
     kept, rows, skipped = [], [], []
-    for path in files:
-        match = NAME.match(path.name)
+    for name in names:
+        match = NAME.match(name)
         if match:
-            kept.append(path)
+            kept.append(name)
             rows.append([int(v) for v in match.groups()])
         else:
-            skipped.append(path.name)
+            skipped.append(name)
     if skipped:
         log.warning("fairbench: UTKFace: skipped %d files whose names are not age_gender_race_datetime.jpg "
                     "(e.g. %s)", len(skipped), ", ".join(skipped[:3]))
@@ -60,9 +61,9 @@ def utkface(root: Path, group: str, image_size: int, test_per_cell: int, seed: i
     if image_size < 1 or test_per_cell < 1:
         raise FairbenchError(f"image_size and test_per_cell must be positive, got {image_size} and {test_per_cell}")
     folder = require_dir(root / FOLDER, HOW_TO_GET)
-    files, rows = parse_names(sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")))
+    names, rows = parse_names(sorted(e.name for e in os.scandir(folder) if e.is_file() and not e.name.startswith(".")))
     keep = rows[:, 2] != OTHERS
-    files, rows = [f for f, k in zip(files, keep) if k], rows[keep]
+    files, rows = [os.path.join(folder, n) for n, k in zip(names, keep) if k], rows[keep]
     if not files:
         raise FairbenchError(f"{folder}: no image named age_gender_race_datetime.jpg of races 0-3")
     images = torch.from_numpy(cached_images(
