@@ -121,7 +121,8 @@ def write_celeba(root: Path) -> dict:
     for name in names:
         save_jpeg(folder / "img_align_celeba" / name, 218, 178)
     rows = [name + " " + " ".join(f"{v:2d}" for v in row) for name, row in zip(names, values)]
-    (folder / "list_attr_celeba.txt").write_text(f"{n}\n" + " ".join(CELEBA_ATTRIBUTES) + " \n" + "\n".join(rows) + "\n")
+    header = f"{n}\n" + " ".join(CELEBA_ATTRIBUTES) + " \n"     # the official header ends in a space
+    (folder / "list_attr_celeba.txt").write_text(header + "\n".join(rows) + "\n")
     (folder / "list_eval_partition.txt").write_text("".join(f"{a} {p}\n" for a, p in zip(names, partition)))
     target, group = CELEBA_ATTRIBUTES.index("Attractive"), CELEBA_ATTRIBUTES.index("Male")
 

@@ -85,7 +85,8 @@ def write_celeba(root: Path, cells: dict, seed: int = 0, size: tuple[int, int] =
             rows.append(f"{name} " + " ".join(f"{v:2d}" for v in values))
             partitions.append(f"{name} {partition}")
             write_image(folder / "img_align_celeba" / name, rng, size)
-    (folder / "list_attr_celeba.txt").write_text(f"{len(rows)}\n{' '.join(CELEBA_ATTRIBUTES)}\n" + "\n".join(rows) + "\n")
+    header = f"{len(rows)}\n{' '.join(CELEBA_ATTRIBUTES)}\n"
+    (folder / "list_attr_celeba.txt").write_text(header + "\n".join(rows) + "\n")
     (folder / "list_eval_partition.txt").write_text("\n".join(partitions) + "\n")
     return folder
 

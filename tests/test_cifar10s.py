@@ -74,5 +74,6 @@ def test_truncated_pickle_is_named(tmp_path):
 def test_missing_batch_says_where_to_get_it(tmp_path):
     folder = write_cifar10(tmp_path)
     (folder / "test_batch").unlink()
-    with pytest.raises(DataNotFoundError, match=r"cifar-10-batches-py/test_batch not found.*cs\.toronto\.edu.*download=true"):
+    expected = r"cifar-10-batches-py/test_batch not found.*cs\.toronto\.edu.*download=true"
+    with pytest.raises(DataNotFoundError, match=expected):
         load_dataset("cifar10s", tmp_path)

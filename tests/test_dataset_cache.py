@@ -21,9 +21,9 @@ def counted_decodes(monkeypatch):
     calls = []
     decode = celeba_module.decode_images
 
-    def counting(files, *args):
+    def counting(files, *args, **kwargs):
         calls.append(len(files))
-        return decode(files, *args)
+        return decode(files, *args, **kwargs)
 
     monkeypatch.setattr(celeba_module, "decode_images", counting)
     return calls

@@ -62,7 +62,8 @@ def bffhq(root: Path, image_size: int, mean: list[float], std: list[float]) -> D
     files = train + test
     rows = torch.from_numpy(parse_names(files))
     images = torch.from_numpy(cached_images(
-        "bffhq", {"size": image_size}, files, lambda: decode_images(files, image_size), HOW_TO_GET))
+        "bffhq", {"size": image_size}, files,
+        lambda: decode_images(files, image_size, desc="decoding BFFHQ"), HOW_TO_GET))
 
     def split(index):
         return GroupDataset(images=images[index], labels=rows[index, 0], groups=rows[index, 1],

@@ -99,7 +99,7 @@ def celeba(root: Path, target: str, group: str, image_size: int, crop: int, seed
     files = [os.path.join(image_dir, name) for name in attributes.index[order]]
     images = torch.from_numpy(cached_images(
         "celeba", {"size": image_size, "crop": crop}, files,
-        lambda: decode_images(files, image_size, crop), HOW_TO_GET))
+        lambda: decode_images(files, image_size, crop, desc="decoding CelebA"), HOW_TO_GET))
     values = torch.from_numpy(attributes.iloc[order, columns].to_numpy(dtype=np.int64) > 0).long()
     labels, groups = values[:, 0], values[:, 1]
 

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import FairbenchError
+from ..progress import progress
 
 DECODE_THREADS = min(8, os.cpu_count() or 1)
 
@@ -44,13 +45,16 @@ def decode_image(path: str, size: int, crop: int | None = None) -> np.ndarray:
         raise FairbenchError(f"{path}: cannot decode image ({e})") from None
 
 
-def decode_images(paths: list[str], size: int, crop: int | None = None) -> np.ndarray:
+def decode_images(paths: list[str], size: int, crop: int | None = None, desc: str = "decoding images") -> np.ndarray:
     out = np.empty((len(paths), 3, size, size), dtype=np.uint8)
 
     def decode_into(i: int) -> None:
         out[i] = decode_image(paths[i], size, crop)
 
-    with ThreadPoolExecutor(DECODE_THREADS) as pool:
-        for _ in pool.map(decode_into, range(len(paths))):
+    pool = ThreadPoolExecutor(DECODE_THREADS)
+    try:
+        for _ in progress(pool.map(decode_into, range(len(paths))), desc=desc, total=len(paths)):
             pass
+    finally:
+        pool.shutdown(cancel_futures=True)   # a bad file fails the load now, not after the rest decode
     return out

@@ -67,7 +67,8 @@ def utkface(root: Path, group: str, image_size: int, test_per_cell: int, seed: i
     if not files:
         raise FairbenchError(f"{folder}: no image named age_gender_race_datetime.jpg of races 0-3")
     images = torch.from_numpy(cached_images(
-        "utkface", {"size": image_size}, files, lambda: decode_images(files, image_size), HOW_TO_GET))
+        "utkface", {"size": image_size}, files,
+        lambda: decode_images(files, image_size, desc="decoding UTKFace"), HOW_TO_GET))
     labels = torch.from_numpy(np.digitize(rows[:, 0], AGE_EDGES))
     groups = torch.from_numpy(rows[:, 2] if group == "race" else rows[:, 1])
     group_names = GROUPS[group]
