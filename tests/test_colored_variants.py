@@ -37,12 +37,13 @@ def test_pixels_are_the_group_color_weighted_by_the_style(tmp_path, name, folder
     assert (train.images[:, :, :2] == 0).all()            # the 28 -> 32 padding stays black
 
 
-def test_missing_files_are_fetched_with_download_true(tmp_path, monkeypatch):
+def test_missing_files_are_fetched_with_download_true(tmp_path, monkeypatch, capsys):
     fetched = []
 
     class FakeMNIST:
         def __init__(self, root, train, download):
             fetched.append((root, train, download))
+            print("Downloading train-images-idx3-ubyte.gz")     # as torchvision does, on stdout
             write_mnist(tmp_path / "data", per_class_train=3, per_class_test=1)
 
     monkeypatch.setattr(torchvision.datasets, "MNIST", FakeMNIST)
@@ -51,6 +52,7 @@ def test_missing_files_are_fetched_with_download_true(tmp_path, monkeypatch):
         load_dataset("cmnist", root)
     assert len(load_dataset("cmnist", root, download=True).train) == 30
     assert fetched == [(str(root), True, True)]
+    assert capsys.readouterr().out == ""                        # stdout stays the card's
     load_dataset("cmnist-bg", root, download=True)       # files present: nothing fetched
     assert len(fetched) == 1
 

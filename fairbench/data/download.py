@@ -7,6 +7,8 @@ the user already has are never checked against those checksums: only missing one
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 
 from ..errors import FairbenchError, unknown_choice
@@ -22,6 +24,8 @@ def fetch(source: str, root: Path) -> None:
     dataset_class = getattr(torchvision.datasets, TORCHVISION_CLASSES[source])
     try:
         root.mkdir(parents=True, exist_ok=True)
-        dataset_class(str(root), train=True, download=True)
+        # torchvision reports progress on stdout, which belongs to the card's JSON and the tables
+        with contextlib.redirect_stdout(sys.stderr):
+            dataset_class(str(root), train=True, download=True)
     except (OSError, RuntimeError) as e:
         raise FairbenchError(f"downloading {source} into {root} failed: {e}") from None
