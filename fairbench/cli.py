@@ -2,6 +2,7 @@
 
     fairbench run [suite=NAME] [key=value ...] [--dry-run]
     fairbench list {suites,datasets,methods,evaluators}
+    fairbench data NAME [key=value ...] [--json]
     fairbench leaderboard OUT
 
 Bad input of any kind prints one ``fairbench: error: ...`` line and exits with code 2.
@@ -52,6 +53,17 @@ def _list(args) -> int:
     return 0
 
 
+def _data(args) -> int:
+    from .config import RUN_DEFAULTS
+    from .data import load_dataset
+    from .data.card import card_json, card_text, parse_settings
+
+    data_root, download, params = parse_settings(args.overrides, RUN_DEFAULTS["data_root"])
+    splits = load_dataset(args.name, data_root, params, download=download)
+    print(card_json(splits) if args.json else card_text(splits))
+    return 0
+
+
 def _leaderboard(args) -> int:
     from .leaderboard import render, write_leaderboard
     from .results import read_records
@@ -74,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("what", choices=["suites", "datasets", "methods", "evaluators"])
     listing.set_defaults(handler=_list)
 
+    data = commands.add_parser("data", help="print a dataset's card: its samples per (class, group) cell in each split")
+    data.add_argument("name", help="a dataset name (fairbench list datasets)")
+    data.add_argument("overrides", nargs="*", metavar="key=value",
+                      help="data_root=DIR, download=true, and dataset parameters such as rho=0.95 or target=Blond_Hair")
+    data.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    data.set_defaults(handler=_data)
+
     board = commands.add_parser("leaderboard", help="re-render the tables of a run folder from its records")
     board.add_argument("out", help="the out folder of a run (holds results.jsonl)")
     board.set_defaults(handler=_leaderboard)
@@ -85,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     # Overrides and options may interleave (``run suite=ci --dry-run ipc=[10]``): argparse stops
     # the positional list at the first option, so the rest comes back as extras.
     args, extras = parser.parse_known_args(argv)
-    stray = [e for e in extras if e.startswith("-") or args.command != "run"]
+    stray = [e for e in extras if e.startswith("-") or not hasattr(args, "overrides")]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extras:

@@ -30,6 +30,7 @@ RUN_DEFAULTS: dict = {
     "device": "auto",
     "out": None,
     "data_root": "data",
+    "download": False,  # fetch missing MNIST / Fashion-MNIST / CIFAR-10 files (with checksums)
     "dataset": {},   # dataset parameters, e.g. dataset.rho=0.95
     "distill": {},   # method hyperparameters, e.g. distill.iterations=100
     "eval": {},      # evaluator training settings, e.g. eval.epochs=300
@@ -104,6 +105,8 @@ def validate(config: dict) -> dict:
     for key in ("device", "data_root"):
         if not isinstance(config[key], str):
             raise FairbenchError(f"{key} must be a string, got {config[key]!r}")
+    if not isinstance(config["download"], bool):
+        raise FairbenchError(f"download must be true or false, got {config['download']!r}")
     return config
 
 

@@ -119,7 +119,8 @@ def run_suite(config: dict, log=lambda msg: None) -> tuple[Path, "object"]:
     datasets = {}
     for cell in cells:
         if cell.dataset not in datasets:
-            datasets[cell.dataset] = load_dataset(cell.dataset, config["data_root"], cell.dataset_params)
+            datasets[cell.dataset] = load_dataset(cell.dataset, config["data_root"], cell.dataset_params,
+                                                  download=config["download"])
     out = out_dir_for(config)
     out.mkdir(parents=True, exist_ok=True)
     records = read_records(out, missing_ok=True)

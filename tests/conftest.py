@@ -8,6 +8,15 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def private_dataset_cache(tmp_path_factory, monkeypatch):
+    """Every test (and the fairbench processes it starts) gets its own empty preprocessing cache,
+    never the user's ``~/.cache/fairbench``."""
+    cache = tmp_path_factory.mktemp("fairbench-cache")
+    monkeypatch.setenv("FAIRBENCH_CACHE", str(cache))
+    return cache
+
+
 @pytest.fixture
 def fairbench_cli(tmp_path):
     """Run ``python -m fairbench ARGS`` in a scratch folder; returns the completed process."""

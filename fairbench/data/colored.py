@@ -18,7 +18,7 @@ COLORS = torch.tensor(
     dtype=torch.float32,
 )
 COLOR_NAMES = ["red", "orange", "yellow", "cream", "green", "cyan", "blue", "violet", "magenta", "white"]
-STYLES = ("foreground", "background", "intensity")
+STYLES = ("foreground", "background", "intensity", "inverse-intensity")
 
 
 def assign_colors(labels: torch.Tensor, rho: float, generator: torch.Generator) -> torch.Tensor:
@@ -45,7 +45,9 @@ def colorize(gray: torch.Tensor, groups: torch.Tensor, style: str) -> torch.Tens
 
     ``foreground``: pixels >= 128 take the color, the rest black; ``background``: the digit stays
     black and the background takes the color; ``intensity``: gray level times the color (the
-    Fashion-MNIST foreground variant keeps the garment's texture).
+    Fashion-MNIST foreground variant keeps the garment's texture); ``inverse-intensity``: the color
+    times one minus the gray level (the Fashion-MNIST background variant: a dark garment, its
+    texture kept, on a colored background).
     """
     color = COLORS[groups].view(-1, 3, 1, 1) / 255
     x = gray.unsqueeze(1).float()
@@ -55,6 +57,8 @@ def colorize(gray: torch.Tensor, groups: torch.Tensor, style: str) -> torch.Tens
         weight = (x < 128).float()
     elif style == "intensity":
         weight = x / 255
+    elif style == "inverse-intensity":
+        weight = 1 - x / 255
     else:
         raise ValueError(f"unknown style {style!r}; choose from {STYLES}")
     images = (weight * color * 255).round().to(torch.uint8)

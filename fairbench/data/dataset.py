@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from .cells import cell_counts
+
 
 @dataclass
 class GroupDataset:
@@ -55,10 +57,7 @@ class GroupDataset:
 
     def counts(self) -> torch.Tensor:
         """Samples per (class, group) cell, shape (num_classes, num_groups)."""
-        cell = self.labels * self.num_groups + self.groups
-        return torch.bincount(cell, minlength=self.num_classes * self.num_groups).view(
-            self.num_classes, self.num_groups
-        )
+        return cell_counts(self.labels, self.groups, self.num_classes, self.num_groups)
 
     def to(self, device) -> "GroupDataset":
         return replace(

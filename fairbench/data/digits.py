@@ -18,14 +18,14 @@ SOURCES = {
         "folder": "MNIST/raw",
         "classes": [str(d) for d in range(10)],
         "how_to_get": "get the four idx files from https://ossci-datasets.s3.amazonaws.com/mnist/ "
-        "(torchvision.datasets.MNIST(root, download=True) puts them there)",
+        "or add download=true",
     },
     "fashion-mnist": {
         "folder": "FashionMNIST/raw",
         "classes": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                     "Sneaker", "Bag", "Ankle boot"],
-        "how_to_get": "get the four idx files from http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/ "
-        "(torchvision.datasets.FashionMNIST(root, download=True) puts them there)",
+        "how_to_get": "get the four idx files from https://github.com/zalandoresearch/fashion-mnist "
+        "or add download=true",
     },
     "mnist-5k": {"classes": [str(d) for d in range(10)]},
 }

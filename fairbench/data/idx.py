@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataNotFoundError, FairbenchError
+from ..errors import FairbenchError
+from .files import missing
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -17,7 +18,7 @@ def find_idx(folder: Path, stem: str, how_to_get: str) -> Path:
     for candidate in (folder / stem, folder / f"{stem}.gz"):
         if candidate.is_file():
             return candidate
-    raise DataNotFoundError(f"{folder / stem}[.gz] not found; {how_to_get}")
+    raise missing(folder / f"{stem}[.gz]", how_to_get)
 
 
 def read_idx(path: Path) -> np.ndarray:
