@@ -18,7 +18,7 @@ from .errors import FairbenchError
 def _run(args) -> int:
     from .config import resolve_run_config
     from .harness import run_suite
-    from .leaderboard import render
+    from .leaderboard import render_report
     from .plan import describe_plan, make_plan
 
     config = resolve_run_config(args.overrides)
@@ -26,8 +26,9 @@ def _run(args) -> int:
         print(describe_plan(config, make_plan(config)))
         return 0
     out, frame = run_suite(config, log=lambda msg: print(msg, file=sys.stderr))
-    print(render(frame))
-    print(f"\nresults: {out}/results.jsonl  tables: {out}/leaderboard.csv, {out}/leaderboard.md")
+    print(render_report(frame))
+    print(f"\nresults: {out}/results.jsonl  tables: {out}/leaderboard.csv, {out}/leaderboard.md, "
+          f"{out}/leaderboard_across_evaluators.csv")
     return 0
 
 
@@ -53,10 +54,10 @@ def _list(args) -> int:
 
 
 def _leaderboard(args) -> int:
-    from .leaderboard import render, write_leaderboard
+    from .leaderboard import render_report, write_leaderboard
     from .results import read_records
 
-    print(render(write_leaderboard(args.out, read_records(args.out))))
+    print(render_report(write_leaderboard(args.out, read_records(args.out))))
     return 0
 
 
