@@ -6,7 +6,10 @@ synchronised around every timing; the order alternates between repeats. Prints o
 with the median seconds per epoch of each path and their ratio.
 
     python benchmarks/ensemble_speed.py                         # convnet, IPC 10 and 50, num_eval 5
-    python benchmarks/ensemble_speed.py --device cpu --epochs 2 --repeats 1
+    python benchmarks/ensemble_speed.py --device cpu --epochs 2 --repeats 1 --threads 1
+
+On a CPU shared with other work, ``--threads 1`` avoids OpenMP threads waiting on each other at
+every barrier, which can slow a small convolution down by an order of magnitude.
 """
 
 from __future__ import annotations
@@ -73,7 +76,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20, help="timed epochs per path and repeat")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     device = torch.device(args.device)
     spec = evaluator_spec(args.evaluator)

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from .errors import first_line
+
 
 class Ensemble:
     """Stacked copies of one architecture; called on a batch it returns (members, batch, classes)."""
@@ -75,7 +77,7 @@ def vectorisation_blocker(model: nn.Module, sample: torch.Tensor) -> str | None:
             labels = torch.zeros(2, len(sample), dtype=torch.long, device=sample.device)
             probe.loss(torch.stack([sample, sample]), labels).backward()
         except (RuntimeError, NotImplementedError) as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            reason = first_line(error)
             if "randomness" in reason:
                 return "its forward pass draws random numbers (dropout or drop path), which vmap cannot tie to each member's seed"
             return f"torch.func cannot vectorise it: {reason}"

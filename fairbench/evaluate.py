@@ -24,7 +24,7 @@ from .augment import DSA
 from .data import GroupDataset
 from .distill import SyntheticSet
 from .ensemble import Ensemble, vectorisation_blocker
-from .errors import FairbenchError, unknown_choice
+from .errors import FairbenchError, first_line, unknown_choice
 from .metrics import group_fairness
 from .models import build_model, check_timm_name
 from .overrides import apply_overrides
@@ -92,7 +92,7 @@ def check_fits(spec: dict, image_shape: tuple[int, int, int], num_classes: int) 
                     raise
                 _forward_blank(spec, image_shape, num_classes, "cpu")
     except (RuntimeError, ValueError, TypeError, AssertionError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = first_line(error)
         hint = (f"; a larger models.{spec['name']}.min_feature_size feeds it larger inputs"
                 if spec["arch"] == "timm" else "")
         raise FairbenchError(f"evaluator '{spec['name']}' cannot take {shape} images: {reason}{hint}") from None
@@ -123,7 +123,7 @@ def _why_sequential(ensemble, model: nn.Module, sample: torch.Tensor, num_runs: 
     if ensemble is False:
         return "ensemble=false"
     if ensemble == "auto" and sample.device.type == "cpu":
-        return "ensemble=auto trains sequentially on the CPU, where it is faster (benchmarks/ensemble_speed.py)"
+        return "ensemble=auto: sequential on the CPU, where ConvNet ensembles measured slower (benchmarks/ensemble_speed.py)"
     return vectorisation_blocker(model, sample)
 
 
