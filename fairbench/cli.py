@@ -48,7 +48,8 @@ def _list(args) -> int:
     elif args.what == "methods":
         rows = [(m, describe(m)) for m in method_ids()]
     else:
-        rows = [(name, entry("evaluators", name.partition(":")[0]).get("description", "")) for name in evaluator_names()]
+        rows = [(name, entry("evaluators", name.partition(":")[0]).get("description", ""))
+                for name in evaluator_names()]
     print(tabulate(rows, headers=[args.what[:-1], "description"]))
     return 0
 

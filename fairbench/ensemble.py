@@ -76,9 +76,10 @@ def vectorisation_blocker(model: nn.Module, sample: torch.Tensor) -> str | None:
             probe.train()
             labels = torch.zeros(2, len(sample), dtype=torch.long, device=sample.device)
             probe.loss(torch.stack([sample, sample]), labels).backward()
-        except (RuntimeError, NotImplementedError) as error:
+        except RuntimeError as error:   # NotImplementedError included
             reason = first_line(error)
             if "randomness" in reason:
-                return "its forward pass draws random numbers (dropout or drop path), which vmap cannot tie to each member's seed"
+                return ("its forward pass draws random numbers (dropout or drop path), which vmap cannot tie "
+                        "to each member's seed")
             return f"torch.func cannot vectorise it: {reason}"
     return None

@@ -123,7 +123,8 @@ def _why_sequential(ensemble, model: nn.Module, sample: torch.Tensor, num_runs: 
     if ensemble is False:
         return "ensemble=false"
     if ensemble == "auto" and sample.device.type == "cpu":
-        return "ensemble=auto: sequential on the CPU, where ConvNet ensembles measured slower (benchmarks/ensemble_speed.py)"
+        return ("ensemble=auto: sequential on the CPU, where ConvNet ensembles measured slower "
+                "(benchmarks/ensemble_speed.py)")
     return vectorisation_blocker(model, sample)
 
 

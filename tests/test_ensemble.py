@@ -30,8 +30,9 @@ def data(dtype):
     return torch.randn(20, 3, 16, 16, generator=generator, dtype=dtype), torch.arange(20) % 10
 
 
-@pytest.mark.parametrize("arch,kwargs", [("convnet", {"width": 8}), ("resnet", {"width": 4, "blocks": (1, 1), "norm": "batch"})],
-                         ids=["convnet", "resnet18-bn"])
+@pytest.mark.parametrize("arch,kwargs", [("convnet", {"width": 8}),
+                                         ("resnet", {"width": 4, "blocks": (1, 1), "norm": "batch"})],
+                         ids=["convnet", "resnet-bn"])
 def test_ensemble_equals_sequential_in_float64(arch, kwargs):
     """Same initialisation, shuffles, augmentation draws, optimizer and schedule per member: in
     float64 the only difference left, the order of sums inside batched kernels, is ~1e-14. Batch

@@ -31,7 +31,7 @@ def check_timm_name(name: str) -> None:
     if timm.is_model(name):
         return
     close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
-    hint = f"; close matches: {', '.join(close)}" if close else "; `python -c \"import timm; print(timm.list_models())\"` lists them"
+    hint = f"; close matches: {', '.join(close)}" if close else "; timm.list_models() lists them"
     raise FairbenchError(f"unknown timm model '{name}'{hint}")
 
 
