@@ -5,15 +5,21 @@ share a pair id get the same transform. Distillers pass the class id as the pair
 real batch and the synthetic batch, so real and synthetic images of a class are transformed alike
 within a step while every class gets its own draw; training an evaluator passes one pair per sample.
 Every transform is differentiable with respect to the images.
+
+Draws come from the global generators, or from a :class:`~fairbench.rng.TrainingRNG` when a
+training run owns its streams.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+
+from .rng import TrainingRNG
 
 TRANSFORMS = ("color", "crop", "cutout", "flip", "scale", "rotate")
 
@@ -39,26 +45,28 @@ class DSA:
     def transforms(self) -> list[str]:
         return self.strategy.split("_")
 
-    def sample(self, num_pairs: int, image_size: int, device) -> dict:
+    def sample(self, num_pairs: int, image_size: int, device, rng: TrainingRNG | None = None) -> dict:
         """Draw one transform and its parameters for ``num_pairs`` pairs.
 
-        The choice of transform comes from the CPU generator, so no device sync is needed.
+        The choice of transform comes from a CPU generator, so no device sync is needed.
         """
-        name = self.transforms[int(torch.randint(len(self.transforms), ()))]
+        host, generator = (None, None) if rng is None else (rng.host, rng.device)
+        name = self.transforms[int(torch.randint(len(self.transforms), (), generator=host))]
 
         def uniform(*shape):
-            return torch.rand(num_pairs, *shape, device=device)
+            return torch.rand(num_pairs, *shape, device=device, generator=generator)
 
         if name == "color":
             return {"name": name, "brightness": uniform(), "saturation": uniform(), "contrast": uniform()}
         if name == "crop":
             shift = int(image_size * self.crop_pad + 0.5)
             return {"name": name, "pad": shift,
-                    "shift": torch.randint(-shift, shift + 1, (num_pairs, 2), device=device)}
+                    "shift": torch.randint(-shift, shift + 1, (num_pairs, 2), device=device, generator=generator)}
         if name == "cutout":
             size = int(image_size * self.cutout + 0.5)
             return {"name": name, "size": size,
-                    "center": torch.randint(0, image_size + (1 - size % 2), (num_pairs, 2), device=device)}
+                    "center": torch.randint(0, image_size + (1 - size % 2), (num_pairs, 2), device=device,
+                                             generator=generator)}
         if name == "flip":
             return {"name": name, "flip": uniform() < self.flip}
         if name == "scale":
@@ -100,10 +108,35 @@ class DSA:
         grid = F.affine_grid(theta, list(x.shape), align_corners=True)
         return F.grid_sample(x, grid, align_corners=True)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, rng: TrainingRNG | None = None) -> torch.Tensor:
         """Augment ``x`` with independent parameters per sample (training an evaluator)."""
-        pair_ids = torch.arange(len(x), device=x.device)
-        return self.apply(x, self.sample(len(x), x.shape[-1], x.device), pair_ids)
+        return self.per_member(x.unsqueeze(0), [rng])[0]
+
+    def per_member(self, x: torch.Tensor, rngs: Sequence[TrainingRNG | None]) -> torch.Tensor:
+        """Augment the stacked batches ``x`` (members, batch, C, H, W) of an ensemble's members,
+        member k drawing from ``rngs[k]`` exactly what it would draw training alone.
+
+        Members that drew the same transform are augmented in one call, so an ensemble costs at
+        most one call per transform in the strategy, not one per member.
+        """
+        size = x.shape[1]
+        draws = [self.sample(size, x.shape[-1], x.device, rng) for rng in rngs]
+        out: list[torch.Tensor | None] = [None] * len(draws)
+        for name in dict.fromkeys(d["name"] for d in draws):
+            members = [k for k, d in enumerate(draws) if d["name"] == name]
+            batch = torch.cat([x[k] for k in members])
+            params = _concat_draws([draws[k] for k in members])
+            augmented = self.apply(batch, params, torch.arange(len(batch), device=x.device))
+            for k, chunk in zip(members, augmented.split(size)):
+                out[k] = chunk
+        return torch.stack(out)
+
+
+def _concat_draws(draws: list[dict]) -> dict:
+    """Draws of one transform for several batches as one draw: tensors per pair are concatenated;
+    the rest (name, pad, cutout size) depends only on the image size and is shared."""
+    return {key: torch.cat([d[key] for d in draws]) if isinstance(value, torch.Tensor) else value
+            for key, value in draws[0].items()}
 
 
 def _translate(x: torch.Tensor, shift: torch.Tensor, pad: int) -> torch.Tensor:

@@ -19,7 +19,7 @@ from .errors import FairbenchError
 def _run(args) -> int:
     from .config import resolve_run_config
     from .harness import run_suite
-    from .leaderboard import render
+    from .leaderboard import render_report
     from .plan import describe_plan, make_plan
 
     config = resolve_run_config(args.overrides)
@@ -27,8 +27,9 @@ def _run(args) -> int:
         print(describe_plan(config, make_plan(config)))
         return 0
     out, frame = run_suite(config, log=lambda msg: print(msg, file=sys.stderr))
-    print(render(frame))
-    print(f"\nresults: {out}/results.jsonl  tables: {out}/leaderboard.csv, {out}/leaderboard.md")
+    print(render_report(frame))
+    print(f"\nresults: {out}/results.jsonl  tables: {out}/leaderboard.csv, {out}/leaderboard.md, "
+          f"{out}/leaderboard_across_evaluators.csv")
     return 0
 
 
@@ -48,7 +49,8 @@ def _list(args) -> int:
     elif args.what == "methods":
         rows = [(m, describe(m)) for m in method_ids()]
     else:
-        rows = [(name, entry("evaluators", name).get("description", "")) for name in evaluator_names()]
+        rows = [(name, entry("evaluators", name.partition(":")[0]).get("description", ""))
+                for name in evaluator_names()]
     print(tabulate(rows, headers=[args.what[:-1], "description"]))
     return 0
 
@@ -65,10 +67,10 @@ def _data(args) -> int:
 
 
 def _leaderboard(args) -> int:
-    from .leaderboard import render, write_leaderboard
+    from .leaderboard import render_report, write_leaderboard
     from .results import read_records
 
-    print(render(write_leaderboard(args.out, read_records(args.out))))
+    print(render_report(write_leaderboard(args.out, read_records(args.out))))
     return 0
 
 

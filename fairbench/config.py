@@ -27,6 +27,7 @@ RUN_DEFAULTS: dict = {
     "evaluators": ["convnet"],
     "seeds": [0],
     "num_eval": 5,
+    "ensemble": "auto",  # train the num_eval runs as one vectorised ensemble: auto (on GPUs), true, false
     "device": "auto",
     "out": None,
     "data_root": "data",
@@ -99,6 +100,8 @@ def validate(config: dict) -> dict:
         raise FairbenchError(f"ipc must be at least 1, got {bad_ipc[0]}")
     if not isinstance(config["num_eval"], int) or isinstance(config["num_eval"], bool) or config["num_eval"] < 1:
         raise FairbenchError(f"num_eval must be a positive integer, got {config['num_eval']!r}")
+    if config["ensemble"] not in ("auto", True, False):
+        raise FairbenchError(f"ensemble takes auto, true or false, got {config['ensemble']!r}")
     for key in _MAPPING_KEYS:
         if not isinstance(config[key], dict):
             raise FairbenchError(f"{key} takes key=value settings (e.g. {key}.KEY=VALUE), got {config[key]!r}")

@@ -17,3 +17,9 @@ def unknown_choice(kind: str, name: object, choices) -> FairbenchError:
     """The one wording used for every unknown name, so messages always list the valid choices."""
     listed = ", ".join(sorted(str(c) for c in choices))
     return FairbenchError(f"unknown {kind} '{name}'; choose from: {listed}")
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's message cut to one line, for a one-line error that quotes what went wrong."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -16,7 +16,7 @@ from . import __version__
 from .data import DatasetSplits, load_dataset
 from .distill import DistillContext, SyntheticSet, build_distiller
 from .errors import FairbenchError
-from .evaluate import evaluate_synthetic, make_model
+from .evaluate import Evaluation, check_fits, evaluate_synthetic, make_model
 from .leaderboard import write_leaderboard
 from .metrics import METRICS
 from .plan import Cell, make_plan
@@ -91,8 +91,22 @@ def _distill(cell: Cell, splits: DatasetSplits, device: torch.device, out: Path)
     return syn, stats
 
 
+def _check_networks_fit(cells: list[Cell], datasets: dict[str, DatasetSplits]) -> None:
+    """Every evaluator and distiller network against its dataset's image shape, before any
+    distillation: a misfit should cost seconds, not the distillations that come before it."""
+    checked = set()
+    for cell in cells:
+        train = datasets[cell.dataset].train
+        for spec in filter(None, [cell.net, *cell.evaluators]):
+            key = _digest([cell.dataset, spec])
+            if key not in checked:
+                check_fits(spec, train.image_shape, train.num_classes)
+                checked.add(key)
+
+
 def _record(cell: Cell, spec: dict, device: torch.device, eval_seeds: list[int],
-            runs: list[dict], stats: dict, eval_s: float, cell_id: str, resolved: dict) -> dict:
+            evaluation: Evaluation, stats: dict, eval_s: float, cell_id: str, resolved: dict) -> dict:
+    runs = evaluation.runs
     return {
         "cell_id": cell_id,
         "status": "ok",
@@ -104,6 +118,7 @@ def _record(cell: Cell, spec: dict, device: torch.device, eval_seeds: list[int],
                         "runs": [r[m] for r in runs]} for m in METRICS},
         "distill_s": stats["distill_s"], "iter_ms": stats["iter_ms"], "iterations": stats["iterations"],
         "eval_s": eval_s,
+        "eval_path": evaluation.path, "eval_path_reason": evaluation.reason,
         "device": _device_label(device),
         "fairbench_version": __version__,
         "torch_version": torch.__version__,
@@ -121,6 +136,7 @@ def run_suite(config: dict, log=lambda msg: None) -> tuple[Path, "object"]:
         if cell.dataset not in datasets:
             datasets[cell.dataset] = load_dataset(cell.dataset, config["data_root"], cell.dataset_params,
                                                   download=config["download"])
+    _check_networks_fit(cells, datasets)
     out = out_dir_for(config)
     out.mkdir(parents=True, exist_ok=True)
     records = read_records(out, missing_ok=True)
@@ -144,9 +160,10 @@ def run_suite(config: dict, log=lambda msg: None) -> tuple[Path, "object"]:
         for spec, resolved, cell_id in pending:
             eval_seeds = [1000 * cell.seed + j for j in range(config["num_eval"])]
             start = time.perf_counter()
-            runs = evaluate_synthetic(syn, splits.test, spec, eval_seeds, device, progress=progress)
+            evaluation = evaluate_synthetic(syn, splits.test, spec, eval_seeds, device, progress=progress,
+                                            ensemble=config["ensemble"])
             eval_s = time.perf_counter() - start
-            record = _record(cell, spec, device, eval_seeds, runs, stats, eval_s, cell_id, resolved)
+            record = _record(cell, spec, device, eval_seeds, evaluation, stats, eval_s, cell_id, resolved)
             append_record(out, record)
             records.append(record)
             write_leaderboard(out, records)

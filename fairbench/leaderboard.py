@@ -2,6 +2,10 @@
 
 A row is a (dataset, ipc, evaluator, method) cell; the evaluation runs of all its distillation
 seeds are pooled, so ``acc_std`` covers both sources of variance.
+
+The cross-architecture summary has one row per (dataset, ipc, method): each metric's mean over the
+evaluators, every evaluator weighted equally, so a synthetic set is judged on how well it
+transfers, not only on the network it was distilled with.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from .metrics import METRICS
 KEYS = ["dataset", "ipc", "evaluator", "method"]
 COLUMNS = KEYS + ["acc", "acc_std", "deo_max", "deo_max_std", "deo_mean", "deo_mean_std",
                   "suff_max", "suff_mean", "worst_group_acc", "distill_s", "iter_ms", "runs"]
+SUMMARY_KEYS = ["dataset", "ipc", "method"]
+SUMMARY_COLUMNS = SUMMARY_KEYS + list(METRICS) + ["evaluators"]
 
 
 def leaderboard_frame(records: list[dict]) -> pd.DataFrame:
@@ -43,13 +49,35 @@ def leaderboard_frame(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS) if rows else pd.DataFrame(columns=COLUMNS)
 
 
+def across_evaluators(frame: pd.DataFrame) -> pd.DataFrame:
+    """The mean of every metric over the evaluators of each (dataset, ipc, method)."""
+    if frame.empty:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    grouped = frame.groupby(SUMMARY_KEYS, sort=False)
+    summary = grouped[list(METRICS)].mean()
+    summary["evaluators"] = grouped["evaluator"].agg(lambda names: ", ".join(names))
+    return summary.reset_index()[SUMMARY_COLUMNS]
+
+
 def render(frame: pd.DataFrame, fmt: str = "simple") -> str:
-    return tabulate(frame[COLUMNS], headers="keys", tablefmt=fmt, showindex=False, floatfmt=".2f")
+    return tabulate(frame, headers="keys", tablefmt=fmt, showindex=False, floatfmt=".2f")
 
 
 def write_leaderboard(out_dir: Path, records: list[dict]) -> pd.DataFrame:
+    """Write the leaderboard and its summary across evaluators (``leaderboard_across_evaluators``)."""
     frame = leaderboard_frame(records)
     out_dir = Path(out_dir)
     frame.to_csv(out_dir / "leaderboard.csv", index=False, float_format="%.4f")
     (out_dir / "leaderboard.md").write_text(render(frame, "pipe") + "\n")
+    summary = across_evaluators(frame)
+    summary.to_csv(out_dir / "leaderboard_across_evaluators.csv", index=False, float_format="%.4f")
+    (out_dir / "leaderboard_across_evaluators.md").write_text(render(summary, "pipe") + "\n")
     return frame
+
+
+def render_report(frame: pd.DataFrame) -> str:
+    """The terminal view: the leaderboard, then the summary when several evaluators took part."""
+    text = render(frame)
+    if frame["evaluator"].nunique() > 1:
+        text += "\n\nmean over evaluators:\n" + render(across_evaluators(frame))
+    return text

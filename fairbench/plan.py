@@ -13,7 +13,7 @@ from tabulate import tabulate
 from .data import dataset_names, dataset_params
 from .distill import check_overrides, method_hparams, parse_method
 from .errors import unknown_choice
-from .evaluate import evaluator_names, evaluator_spec
+from .evaluate import check_evaluator, evaluator_spec
 from .overrides import check_known
 from .registry import entry
 
@@ -49,11 +49,9 @@ def make_plan(config: dict) -> list[Cell]:
         parse_method(method_id)
     check_overrides(config["distill"])
     for name in config["models"]:
-        if name not in evaluator_names():
-            raise unknown_choice("evaluator (in models.)", name, evaluator_names())
+        check_evaluator(name, "evaluator (in models.)")
     for name in config["evaluators"]:
-        if name not in evaluator_names():
-            raise unknown_choice("evaluator", name, evaluator_names())
+        check_evaluator(name)
     evaluators = [evaluator_spec(e, config["eval"], config["models"].get(e)) for e in config["evaluators"]]
 
     cells = []

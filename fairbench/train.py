@@ -1,49 +1,101 @@
 """Training a classifier from scratch on a (synthetic) set, and predicting with it.
 
-One routine serves both the evaluation protocol (train an evaluator on the distilled set) and
-COBRA's warm-start of the embedding network, so the two can never drift apart.
+One loop serves the evaluation protocol (train an evaluator on the distilled set, alone or as one
+member of a vectorised ensemble) and COBRA's warm-start of the embedding network, so none of them
+can drift from the others.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable, Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .augment import DSA
 from .data import GroupDataset
+from .rng import TrainingRNG
 
 
-def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs: int,
-                     lr: float, momentum: float, weight_decay: float, batch_size: int,
-                     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                     progress: Callable = lambda it, **_: it) -> nn.Module:
-    """SGD with the DC/DM protocol: lr × 0.1 from epoch E//2 + 1, a fresh shuffle each epoch."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+class Learner(Protocol):
+    """What :func:`fit` trains: one model, or an ensemble of models stepped together."""
+
+    def parameters(self) -> Iterable[torch.Tensor]: ...
+
+    def train(self) -> object: ...
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The sum over members of each member's mean loss on its batch; ``x`` is (members, batch, ...)."""
+
+
+class _Single:
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def train(self):
+        return self.model.train()
+
+    def loss(self, x, y):
+        return F.cross_entropy(self.model(x[0]), y[0])
+
+
+def batch_slices(n: int, batch_size: int) -> list[slice]:
+    """Consecutive batches of an epoch; a last batch of one sample joins the one before, since
+    batch norm cannot normalise a single sample whose feature map is 1x1."""
+    starts = list(range(0, n, batch_size))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return [slice(start, stop) for start, stop in zip(starts, starts[1:] + [n])]
+
+
+def fit(learner: Learner, images: torch.Tensor, labels: torch.Tensor, rngs: Sequence[TrainingRNG | None], *,
+        epochs: int, lr: float, momentum: float, weight_decay: float, batch_size: int,
+        augment: DSA | None = None, progress: Callable = lambda it, **_: it) -> None:
+    """SGD with the DC/DM protocol: lr × 0.1 from epoch E//2 + 1, a fresh shuffle each epoch.
+
+    Member k shuffles and augments with ``rngs[k]`` (None: the global generators). SGD's update is
+    elementwise, so one optimizer over an ensemble's stacked parameters steps each member exactly
+    as its own optimizer would.
+    """
+    optimizer = torch.optim.SGD(learner.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[epochs // 2 + 1], gamma=0.1)
-    model.train()
+    learner.train()
     n = len(images)
-    for _ in progress(range(epochs), desc="train evaluator"):
-        order = torch.randperm(n, device=images.device)
-        for start in range(0, n, batch_size):
-            batch = order[start:start + batch_size]
-            x = images[batch]
+    for _ in progress(range(epochs), desc=f"train evaluator{'s' if len(rngs) > 1 else ''}"):
+        orders = torch.stack([torch.randperm(n, device=images.device, generator=None if rng is None else rng.device)
+                              for rng in rngs])
+        for batch in batch_slices(n, batch_size):
+            index = orders[:, batch]
+            x = images[index]
             if augment is not None:
-                x = augment(x)
-            loss = F.cross_entropy(model(x), labels[batch])
+                x = augment.per_member(x, rngs)
+            loss = learner.loss(x, labels[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
         schedule.step()
+
+
+def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs: int,
+                     lr: float, momentum: float, weight_decay: float, batch_size: int,
+                     augment: DSA | None = None, rng: TrainingRNG | None = None,
+                     progress: Callable = lambda it, **_: it) -> nn.Module:
+    fit(_Single(model), images, labels, [rng], epochs=epochs, lr=lr, momentum=momentum,
+        weight_decay=weight_decay, batch_size=batch_size, augment=augment, progress=progress)
     return model
 
 
 @torch.no_grad()
-def predict(model: nn.Module, data: GroupDataset, device, batch_size: int = 1024) -> torch.Tensor:
+def predict(model: Callable[[torch.Tensor], torch.Tensor], data: GroupDataset, device,
+            batch_size: int = 1024) -> torch.Tensor:
+    """Predicted classes on ``data``, on the CPU; an ensemble gives one row per member."""
     model.eval()
     predictions = []
     for start in range(0, len(data), batch_size):
         x = data.normalize(data.images[start:start + batch_size].to(device))
-        predictions.append(model(x).argmax(1))
-    return torch.cat(predictions).cpu()
+        predictions.append(model(x).argmax(-1))
+    return torch.cat(predictions, dim=-1).cpu()

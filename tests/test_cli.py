@@ -20,7 +20,11 @@ def assert_clean_error(proc, *fragments):
         (["suite=nope"], ["unknown suite 'nope'", "quickstart"]),
         (["datasets=[nope]"], ["unknown dataset 'nope'", "cmnist-mini"]),
         (["methods=[dm+nope]"], ["unknown method 'dm+nope'", "dm+fairdd"]),
-        (["evaluators=[nope]"], ["unknown evaluator 'nope'", "convnet"]),
+        (["evaluators=[nope]"], ["unknown evaluator 'nope'", "convnet", "timm:<model>"]),
+        (["evaluators=[convnet,timm:resnet1800]"], ["unknown timm model 'resnet1800'", "resnet18"]),
+        (["evaluators=[resnet18]", "models.resnet18.widht=8"],
+         ["evaluator 'resnet18' (models.resnet18) has no setting widht", "width"]),
+        (["ensemble=maybe"], ["ensemble takes auto, true or false"]),
         (["ipc=0"], ["ipc must be at least 1"]),
         (["ipc=[10,"], ["malformed override"]),
         (["ipc"], ["malformed override 'ipc'"]),
@@ -51,6 +55,13 @@ def test_impossible_ipc_is_refused(fairbench_cli, tmp_path):
     proc = fairbench_cli("run", "suite=ci", "datasets=[cmnist]", f"data_root={tmp_path}", "ipc=[5]",
                          "methods=[random]", f"out={tmp_path / 'out'}")
     assert_clean_error(proc, "ipc=5 is impossible")
+
+
+def test_an_evaluator_that_cannot_take_the_images_fails_before_distilling(fairbench_cli, tmp_path):
+    proc = fairbench_cli("run", "suite=ci", "methods=[dm]", "evaluators=[convnet,timm:inception_v3]",
+                         f"out={tmp_path / 'out'}")
+    assert_clean_error(proc, "evaluator 'timm:inception_v3' cannot take 3x32x32 images")
+    assert not (tmp_path / "out").exists()
 
 
 def test_dry_run_needs_no_data(fairbench_cli, tmp_path):

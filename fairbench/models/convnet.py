@@ -1,55 +1,29 @@
 """The ConvNet of the dataset-distillation literature (DC/DM/MTT/FairDD), ``depth`` blocks of
 conv 3x3 → norm → ReLU → 2x2 average pool, then a linear head.
 
-Instance norm (GroupNorm with one group per channel) keeps every sample independent of the rest of
-its batch, which is what lets fairbench push all classes through one forward pass.
+Instance norm keeps every sample independent of the rest of its batch, which is what lets fairbench
+push all classes through one forward pass. ``convnet-d4`` is depth 4, for 64x64 data.
 """
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from .builders import model_builder
-
-
-def _norm(kind: str, channels: int) -> nn.Module:
-    if kind == "instance":
-        return nn.GroupNorm(channels, channels, affine=True)
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "none":
-        return nn.Identity()
-    raise ValueError(f"unknown norm {kind!r}; choose from instance, batch, none")
-
-
-class ConvNet(nn.Module):
-    def __init__(self, in_channels: int, num_classes: int, image_size: int, width: int = 128,
-                 depth: int = 3, norm: str = "instance"):
-        super().__init__()
-        layers = []
-        channels, size = in_channels, image_size
-        for d in range(depth):
-            # 28x28 inputs (MNIST) are padded to 32 by the first convolution, as in the DC code.
-            padding = 3 if d == 0 and image_size == 28 else 1
-            size = size + 2 * padding - 2
-            layers += [nn.Conv2d(channels, width, 3, padding=padding), _norm(norm, width), nn.ReLU(inplace=True)]
-            if size >= 2:
-                layers.append(nn.AvgPool2d(2))
-                size //= 2
-            channels = width
-        self.features = nn.Sequential(*layers)
-        self.embed_dim = width * size * size
-        self.classifier = nn.Linear(self.embed_dim, num_classes)
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """The flattened features before the head: the statistic DM and its variants match."""
-        return self.features(x).flatten(1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.embed(x))
+from .layers import FeatureClassifier, norm_layer, stem_padding
 
 
 @model_builder("convnet")
-def convnet(in_channels: int, num_classes: int, image_size: int, **kwargs) -> ConvNet:
-    return ConvNet(in_channels, num_classes, image_size, **kwargs)
+def convnet(in_channels: int, num_classes: int, image_size: int, width: int = 128, depth: int = 3,
+            norm: str = "instance") -> FeatureClassifier:
+    layers = []
+    channels, size = in_channels, image_size
+    for d in range(depth):
+        padding = stem_padding(image_size, 3) if d == 0 else 1
+        size = size + 2 * padding - 2
+        layers += [nn.Conv2d(channels, width, 3, padding=padding), norm_layer(norm, width), nn.ReLU(inplace=True)]
+        if size >= 2:
+            layers.append(nn.AvgPool2d(2))
+            size //= 2
+        channels = width
+    return FeatureClassifier(nn.Sequential(*layers), width * size * size, num_classes)

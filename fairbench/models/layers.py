@@ -1,0 +1,45 @@
+"""Pieces shared by fairbench's own architectures: the norm choice, the 28→32 stem padding, and the
+features → linear head shape that distillers rely on (``embed`` is what DM and its variants match).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+NORMS = ("instance", "batch", "none")
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """Instance norm is GroupNorm with one group per channel: every sample is normalised on its
+    own, so a batch of all classes behaves like separate per-class batches (DD's default)."""
+    if kind == "instance":
+        return nn.GroupNorm(channels, channels, affine=True)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}; choose from {', '.join(NORMS)}")
+
+
+def stem_padding(image_size: int, kernel_size: int) -> int:
+    """Same-size padding, plus 2 pixels a side for 28x28 inputs: the DC code pads MNIST to 32 in
+    the first convolution so that 28x28 and 32x32 data share every later shape."""
+    return kernel_size // 2 + (2 if image_size == 28 else 0)
+
+
+class FeatureClassifier(nn.Module):
+    """``features`` then a linear head on their flattened output."""
+
+    def __init__(self, features: nn.Module, embed_dim: int, num_classes: int):
+        super().__init__()
+        self.features = features
+        self.embed_dim = embed_dim
+        self.classifier = nn.Linear(embed_dim, num_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The flattened features before the head: the statistic DM and its variants match."""
+        return self.features(x).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(x))

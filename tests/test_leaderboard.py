@@ -1,0 +1,44 @@
+"""Cross-architecture leaderboard: a row per evaluator, and the summary across evaluators."""
+
+import pandas as pd
+import pytest
+
+from fairbench.leaderboard import (COLUMNS, SUMMARY_COLUMNS, across_evaluators, leaderboard_frame, render_report,
+                                   write_leaderboard)
+from fairbench.metrics import METRICS
+
+
+def record(evaluator, method, acc, seed=0):
+    metrics = {m: {"mean": acc, "std": 0.0, "runs": [acc - 1, acc + 1]} for m in METRICS}
+    return {"status": "ok", "dataset": "cmnist-mini", "ipc": 10, "seed": seed, "evaluator": evaluator,
+            "method": method, "metrics": metrics, "distill_s": 1.0, "iter_ms": 10.0}
+
+
+RECORDS = [record("convnet", "dm", 20), record("resnet18", "dm", 30), record("timm:resnet18", "dm", 40),
+           record("convnet", "dm+fairdd", 80), record("resnet18", "dm+fairdd", 70),
+           record("timm:resnet18", "dm+fairdd", 60, seed=0), record("timm:resnet18", "dm+fairdd", 62, seed=1)]
+
+
+def test_one_row_per_evaluator_and_method():
+    frame = leaderboard_frame(RECORDS)
+    assert len(frame) == 6 and list(frame.columns) == COLUMNS
+    timm_fair = frame[(frame.evaluator == "timm:resnet18") & (frame.method == "dm+fairdd")].iloc[0]
+    assert timm_fair["acc"] == pytest.approx(61) and timm_fair["runs"] == 4   # two seeds pooled
+
+
+def test_summary_weights_every_evaluator_equally():
+    summary = across_evaluators(leaderboard_frame(RECORDS))
+    assert list(summary.columns) == SUMMARY_COLUMNS and list(summary.method) == ["dm", "dm+fairdd"]
+    assert summary.set_index("method").loc["dm", "acc"] == pytest.approx(30)
+    # timm:resnet18 counts once (mean 61 over its two seeds), not once per seed
+    assert summary.set_index("method").loc["dm+fairdd", "deo_mean"] == pytest.approx((80 + 70 + 61) / 3)
+    assert summary.set_index("method").loc["dm", "evaluators"] == "convnet, resnet18, timm:resnet18"
+
+
+def test_written_and_printed(tmp_path):
+    frame = write_leaderboard(tmp_path, RECORDS)
+    assert len(pd.read_csv(tmp_path / "leaderboard_across_evaluators.csv")) == 2
+    assert (tmp_path / "leaderboard_across_evaluators.md").read_text().startswith("| dataset")
+    report = render_report(frame)
+    assert "mean over evaluators" in report and report.count("dm+fairdd") == 4
+    assert "mean over evaluators" not in render_report(frame[frame.evaluator == "convnet"])
