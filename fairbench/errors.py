@@ -17,3 +17,10 @@ def unknown_choice(kind: str, name: object, choices) -> FairbenchError:
     """The one wording used for every unknown name, so messages always list the valid choices."""
     listed = ", ".join(sorted(str(c) for c in choices))
     return FairbenchError(f"unknown {kind} '{name}'; choose from: {listed}")
+
+
+class DistillationDiverged(Exception):
+    """A distillation's loss became NaN or infinite: that cell fails, the suite goes on.
+
+    Not a :class:`FairbenchError`: the input was valid, the optimisation was not.
+    """
