@@ -18,10 +18,14 @@ from .data import GroupDataset
 def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs: int,
                      lr: float, momentum: float, weight_decay: float, batch_size: int,
                      augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                     progress: Callable = lambda it, **_: it) -> nn.Module:
-    """SGD with the DC/DM protocol: lr × 0.1 from epoch E//2 + 1, a fresh shuffle each epoch."""
+                     progress: Callable = lambda it, **_: it, lr_decay: bool = True) -> nn.Module:
+    """SGD with the DC/DM protocol: lr × 0.1 from epoch E//2 + 1, a fresh shuffle each epoch.
+
+    ``lr_decay=False`` keeps the rate constant, as the inner loops of DC-style distillers do.
+    """
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[epochs // 2 + 1], gamma=0.1)
+    milestones = [epochs // 2 + 1] if lr_decay else []
+    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
     model.train()
     n = len(images)
     for _ in progress(range(epochs), desc="train evaluator"):
