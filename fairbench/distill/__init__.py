@@ -11,6 +11,7 @@ from ..errors import unknown_choice
 from ..overrides import apply_overrides, check_known
 from ..registry import Registry, entries, entry
 from .base import DistillContext, Distiller, DistillStats, SyntheticSet
+from .cafe import FeatureAlignment
 from .dc import GradientMatching, GradientMatchingDSA
 from .dm import DistributionMatching
 from .idc import MultiFormation
@@ -20,7 +21,8 @@ __all__ = ["DistillContext", "Distiller", "DistillStats", "SyntheticSet", "build
            "method_hparams", "method_ids", "parse_method"]
 
 BASES: Registry = Registry("base distiller")
-for _cls in (RandomReal, DistributionMatching, GradientMatching, GradientMatchingDSA, MultiFormation):
+for _cls in (RandomReal, DistributionMatching, GradientMatching, GradientMatchingDSA, MultiFormation,
+             FeatureAlignment):
     BASES.register(_cls.name)(_cls)
 
 

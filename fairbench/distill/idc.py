@@ -3,7 +3,7 @@
 Each stored synthetic image is a ``factor`` × ``factor`` mosaic of smaller images; training
 decodes it into ``factor²`` full-size images (each tile upsampled), so the same storage budget
 holds ``factor²`` times more training images. The stored images start as mosaics of real
-images of their class. Matching and loops are DC's (``dc.py``), on the decoded images.
+images of their class. Matching and loops are DC's (``dc.py``, ``bilevel.py``), on the decoded images.
 """
 
 from __future__ import annotations
