@@ -18,10 +18,14 @@ from .data import GroupDataset
 def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs: int,
                      lr: float, momentum: float, weight_decay: float, batch_size: int,
                      augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                     progress: Callable = lambda it, **_: it, lr_decay: bool = True) -> nn.Module:
+                     progress: Callable = lambda it, **_: it, lr_decay: bool = True,
+                     sample_weight: torch.Tensor | None = None,
+                     on_epoch: Callable[[], None] | None = None) -> nn.Module:
     """SGD with the DC/DM protocol: lr × 0.1 from epoch E//2 + 1, a fresh shuffle each epoch.
 
     ``lr_decay=False`` keeps the rate constant, as the inner loops of DC-style distillers do.
+    ``sample_weight`` (mean 1) reweights each sample's loss (MTT's group-balanced experts), and
+    ``on_epoch`` runs after every epoch (they snapshot their trajectory there).
     """
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     milestones = [epochs // 2 + 1] if lr_decay else []
@@ -35,11 +39,14 @@ def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
             x = images[batch]
             if augment is not None:
                 x = augment(x)
-            loss = F.cross_entropy(model(x), labels[batch])
+            losses = F.cross_entropy(model(x), labels[batch], reduction="none")
+            loss = (losses if sample_weight is None else losses * sample_weight[batch]).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
         schedule.step()
+        if on_epoch is not None:
+            on_epoch()
     return model
 
 

@@ -15,6 +15,7 @@ from .cafe import FeatureAlignment
 from .dc import GradientMatching, GradientMatchingDSA
 from .dm import DistributionMatching
 from .idc import MultiFormation
+from .mtt import TrajectoryMatching
 from .random_real import RandomReal
 
 __all__ = ["DistillContext", "Distiller", "DistillStats", "SyntheticSet", "build_distiller",
@@ -22,7 +23,7 @@ __all__ = ["DistillContext", "Distiller", "DistillStats", "SyntheticSet", "build
 
 BASES: Registry = Registry("base distiller")
 for _cls in (RandomReal, DistributionMatching, GradientMatching, GradientMatchingDSA, MultiFormation,
-             FeatureAlignment):
+             FeatureAlignment, TrajectoryMatching):
     BASES.register(_cls.name)(_cls)
 
 

@@ -35,7 +35,7 @@ class DistillContext:
     make_net: Callable[[], nn.Module]          # a freshly initialised network of the method's arch
     progress: Callable = lambda it, **_: it     # wraps the iteration loop with a progress display
     experts_dir: Path = Path("experts")         # where MTT's expert trajectories are cached
-    dataset: dict = field(default_factory=dict)  # name and params of the training split, for expert keys
+    provenance: dict = field(default_factory=dict)  # dataset, its params and the net spec: keys caches
 
 
 @dataclass
@@ -84,6 +84,10 @@ class Distiller(ABC):
     @abstractmethod
     def distill(self, train: GroupDataset, ipc: int, ctx: DistillContext) -> SyntheticSet:
         """Build ``ipc`` images per class from ``train`` (already on ``ctx.device``)."""
+
+    def check_ready(self, train: GroupDataset, ctx: DistillContext) -> None:
+        """Raise a :class:`FairbenchError` if something the run cannot make is missing (MTT's
+        experts); called for every cell before any runs."""
 
 
 def synchronize(device: torch.device) -> None:
