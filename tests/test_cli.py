@@ -20,6 +20,7 @@ def assert_clean_error(proc, *fragments):
         (["suite=nope"], ["unknown suite 'nope'", "quickstart"]),
         (["datasets=[nope]"], ["unknown dataset 'nope'", "cmnist-mini"]),
         (["methods=[dm+nope]"], ["unknown method 'dm+nope'", "dm+fairdd"]),
+        (["methods=[mtt+wbary]"], ["unknown method 'mtt+wbary'", "dm+wbary", "cafe+wbary", "mtt+cobra"]),
         (["evaluators=[nope]"], ["unknown evaluator 'nope'", "convnet"]),
         (["ipc=0"], ["ipc must be at least 1"]),
         (["ipc=[10,"], ["malformed override"]),
@@ -66,6 +67,34 @@ def test_dry_run_needs_no_data(fairbench_cli, tmp_path):
 def test_list(fairbench_cli, what, expected):
     proc = fairbench_cli("list", what)
     assert proc.returncode == 0 and expected in proc.stdout
+
+
+def test_list_methods_prints_every_valid_id(fairbench_cli):
+    from fairbench.distill import method_ids
+
+    listed = [line.split()[0] for line in fairbench_cli("list", "methods").stdout.splitlines()[2:]]
+    assert listed == method_ids()
+    assert {"dc+cobra", "dsa+fairdd", "idc+cobra", "cafe+wbary", "mtt+fairdd", "dm+wbary"} <= set(listed)
+    assert "mtt+wbary" not in listed and "dc+wbary" not in listed
+
+
+def test_experts_refuses_an_unknown_dataset(fairbench_cli):
+    assert_clean_error(fairbench_cli("experts", "nope"), "unknown dataset 'nope'")
+
+
+def test_bench_overhead_prints_each_variant_over_its_base(fairbench_cli):
+    proc = fairbench_cli("bench", "overhead", "device=cpu", "ipc=[1]", "groups=[2]", "methods=[dm+wbary,mtt+fairdd]",
+                         "iterations=1", "warmup=0", "repeats=1", "classes=2", "per_class=8", "image_size=8",
+                         "width=4", "distill.real_batch=4", "distill.syn_steps=1", "distill.num_experts=1",
+                         "distill.trajectory_epochs=2", "distill.max_start_epoch=0")
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[2]: line.split() for line in proc.stdout.splitlines()[2:]}
+    assert set(rows) == {"dm", "dm+wbary", "mtt", "mtt+fairdd"}
+    assert float(rows["dm"][5]) == 1.0 and float(rows["dm+wbary"][5]) > 0
+
+
+def test_bench_overhead_refuses_unknown_settings(fairbench_cli):
+    assert_clean_error(fairbench_cli("bench", "overhead", "colour=red"), "unknown bench setting 'colour'")
 
 
 def test_leaderboard_of_a_folder_without_records(fairbench_cli, tmp_path):
