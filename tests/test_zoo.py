@@ -99,7 +99,7 @@ def small_groups(groups_of_class_1):
 
 def test_balanced_expert_weights_follow_the_aggregations():
     train = small_groups([0, 1, 1, 1])
-    assert torch.equal(balance_weights("vanilla", train), torch.ones(8))
+    assert torch.equal(balance_weights("vanilla", train), torch.ones(8, dtype=torch.float64))
     fairdd = balance_weights("fairdd", train)
     assert fairdd.mean().item() == pytest.approx(1.0)
     # class 0: the lone group-1 sample weighs as much as the three group-0 samples together

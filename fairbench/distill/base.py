@@ -12,6 +12,7 @@ from typing import Callable, ClassVar
 import torch
 from torch import nn
 
+from ..augment import DSA
 from ..data import GroupDataset
 from ..errors import DistillationDiverged
 from .aggregation import MEAN_AGGREGATIONS
@@ -76,6 +77,10 @@ class Distiller(ABC):
     @property
     def method_id(self) -> str:
         return self.name if self.aggregation == "vanilla" else f"{self.name}+{self.aggregation}"
+
+    def augmentation(self) -> DSA | None:
+        """The DSA the hyperparameters ask for (``dsa``, ``dsa_strategy``), or None."""
+        return DSA(strategy=self.hparams["dsa_strategy"]) if self.hparams["dsa"] else None
 
     def timed_iterations(self, ctx: DistillContext) -> "IterationClock":
         """The clock a distiller's loop runs under; its totals land in ``self.stats`` at the end."""

@@ -18,7 +18,6 @@ from abc import abstractmethod
 import torch
 from torch import nn
 
-from ..augment import DSA
 from ..data import GroupDataset
 from ..train import train_classifier
 from .base import DistillContext, Distiller, SyntheticSet
@@ -63,7 +62,7 @@ class BilevelMatching(Distiller):
         syn_labels = self.decode_labels(stored_labels)
         by_class = (num_classes, len(syn_labels) // num_classes)
         optimizer = torch.optim.SGD([stored], lr=hp["lr_img"], momentum=hp["momentum"])
-        dsa = DSA(strategy=hp["dsa_strategy"]) if hp["dsa"] else None
+        dsa = self.augmentation()
         size = train.image_shape[-1]
         clock = self.timed_iterations(ctx)
         for _ in clock:

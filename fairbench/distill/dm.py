@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 
-from ..augment import DSA
 from ..data import GroupDataset
 from ..train import train_classifier
 from .aggregation import AGGREGATIONS
@@ -33,7 +32,7 @@ class DistributionMatching(Distiller):
         syn = train.normalize(train.images[init]).requires_grad_(True)
         syn_labels = train.labels[init]
         optimizer = torch.optim.SGD([syn], lr=hp["lr_img"], momentum=hp["momentum"])
-        dsa = DSA(strategy=hp["dsa_strategy"]) if hp["dsa"] else None
+        dsa = self.augmentation()
         size = train.image_shape[-1]
         clock = self.timed_iterations(ctx)
         for _ in clock:

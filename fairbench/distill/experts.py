@@ -35,10 +35,15 @@ EXPERT_SETTINGS = ("trajectory_epochs", "expert_lr", "expert_batch", "expert_dsa
 
 
 def balance_weights(aggregation: str, train: GroupDataset) -> torch.Tensor:
-    """Per-sample loss weights of the experts for an MTT variant, mean one."""
+    """Per-sample loss weights of the experts for an MTT variant, mean one.
+
+    Computed on the CPU in double precision whatever the device, so the cache digest they enter is
+    the same for ``fairbench experts`` and for every run that looks the experts up.
+    """
     if aggregation == "vanilla":
-        return torch.ones(len(train), device=train.labels.device)
-    weight = matching_terms(aggregation, train.labels, train.groups, train.num_classes, train.num_groups).weight
+        return torch.ones(len(train), dtype=torch.float64)
+    labels, groups = train.labels.cpu(), train.groups.cpu()
+    weight = matching_terms(aggregation, labels, groups, train.num_classes, train.num_groups).weight.double()
     return weight / weight.mean()
 
 
@@ -47,7 +52,7 @@ def expert_folder(root: Path, provenance: dict, hparams: dict, weights: torch.Te
     digest = hashlib.sha1(json.dumps(
         {"provenance": provenance, "settings": {k: hparams[k] for k in EXPERT_SETTINGS}},
         sort_keys=True, default=str).encode())
-    digest.update(weights.double().cpu().numpy().round(6).tobytes())
+    digest.update(weights.numpy().round(6).tobytes())
     return Path(root) / f"{provenance['dataset']}-{digest.hexdigest()[:12]}"
 
 
@@ -84,7 +89,7 @@ def train_expert(net: nn.Module, train: GroupDataset, weights: torch.Tensor, hpa
     train_classifier(net, train.normalize(train.images), train.labels, epochs=hparams["trajectory_epochs"],
                      lr=hparams["expert_lr"], momentum=0.0, weight_decay=0.0, batch_size=hparams["expert_batch"],
                      augment=DSA() if hparams["expert_dsa"] else None, lr_decay=False,
-                     sample_weight=weights, on_epoch=snapshot)
+                     sample_weight=weights.to(train.labels.device, torch.float32), on_epoch=snapshot)
     return torch.stack(snapshots)
 
 

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from ..augment import DSA
 from ..data import GroupDataset
+from ..errors import FairbenchError
 from .aggregation import MEAN_AGGREGATIONS
 from .base import DistillContext, Distiller, SyntheticSet
 from .experts import balance_weights, check_experts, expert_folder, load_experts
@@ -71,6 +71,10 @@ class TrajectoryMatching(Distiller):
         return expert_folder(ctx.experts_dir, ctx.provenance, self.hparams, self.balance(train))
 
     def check_ready(self, train: GroupDataset, ctx: DistillContext) -> None:
+        hp = self.hparams
+        if hp["expert_epochs"] > hp["trajectory_epochs"]:
+            raise FairbenchError(f"{self.method_id}: expert_epochs={hp['expert_epochs']} is beyond the experts' "
+                                 f"trajectory_epochs={hp['trajectory_epochs']}")
         check_experts(self.expert_folder(train, ctx), self.hparams["num_experts"], self.method_id,
                       ctx.provenance["dataset"])
 
@@ -85,7 +89,7 @@ class TrajectoryMatching(Distiller):
         syn_lr = torch.tensor(hp["syn_lr_init"], device=ctx.device, requires_grad=True)
         image_optimizer = torch.optim.SGD([syn], lr=hp["lr_img"], momentum=0.5)
         lr_optimizer = torch.optim.SGD([syn_lr], lr=hp["lr_lr"], momentum=0.5)
-        augment = DSA(strategy=hp["dsa_strategy"]) if hp["dsa"] else None
+        augment = self.augmentation()
         last_start = min(hp["max_start_epoch"], experts.shape[1] - 1 - hp["expert_epochs"])
         clock = self.timed_iterations(ctx)
         for _ in clock:
