@@ -15,6 +15,7 @@ import torch
 from . import __version__
 from .data import DatasetSplits, load_dataset
 from .distill import DistillContext, SyntheticSet, build_distiller
+from .distill.experts import make_experts
 from .errors import DistillationDiverged, FairbenchError
 from .evaluate import evaluate_synthetic, make_model
 from .leaderboard import write_leaderboard
@@ -90,8 +91,6 @@ def make_experts_for(config: dict, log=lambda msg: None) -> list[tuple[Path, int
 
     Cells that would train identical experts share one folder, so each set is made once.
     """
-    from .distill.experts import make_experts
-
     cells = [c for c in make_plan(config) if c.method.partition("+")[0] == "mtt"]
     device = resolve_device(config["device"])
     made, seen, trains = [], set(), {}
