@@ -128,5 +128,7 @@ def overhead_rows(config: dict, log=lambda msg: None) -> list[dict]:
                         rows.append({"ipc": ipc, "groups": groups, "method": method, "iter_ms": iter_ms,
                                      "target_ms": target_ms, "overhead": iter_ms / base_ms,
                                      "device": str(device)})
+                        log(f"bench: {method:12s} {iter_ms:10.1f} ms/iter  target {target_ms:9.1f} ms  "
+                            f"overhead {iter_ms / base_ms:5.2f}")
     return rows
 
