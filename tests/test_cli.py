@@ -104,3 +104,12 @@ def test_leaderboard_of_a_folder_without_records(fairbench_cli, tmp_path):
 def test_leaderboard_names_a_corrupt_record(fairbench_cli, tmp_path):
     (tmp_path / "results.jsonl").write_text('{"status": "ok"\n')
     assert_clean_error(fairbench_cli("leaderboard", str(tmp_path)), "results.jsonl:1")
+
+
+def test_a_failed_cell_is_named_and_the_exit_code_is_1(fairbench_cli, tmp_path):
+    proc = fairbench_cli("run", "suite=ci", "methods=[random,dm]", "distill.lr_img=.inf", "distill.iterations=2",
+                         "distill.real_batch=4", "models.convnet.width=4", "eval.epochs=1", "num_eval=1",
+                         f"out={tmp_path / 'out'}")
+    assert proc.returncode == 1, proc.stderr
+    assert "1 cells failed" in proc.stderr and "cmnist-mini ipc=10 dm seed=0" in proc.stderr
+    assert "random" in proc.stdout and " dm " not in proc.stdout      # the table keeps the cells that ran
