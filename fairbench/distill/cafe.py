@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from .aggregation import AGGREGATIONS, matching_terms
 from .bilevel import BilevelMatching
 from .feature_targets import feature_target, mean_target
+from .tiling import tiled
 
 
 class FeatureAlignment(BilevelMatching):
@@ -31,12 +32,12 @@ class FeatureAlignment(BilevelMatching):
 
     def synthetic_statistics(self, net, syn, syn_labels):
         num_classes, per_class = syn_labels.shape
-        blocks = net.block_outputs(syn.flatten(0, 1))
+        blocks = tiled(net.block_outputs, syn.flatten(0, 1))
         return [b.view(num_classes, per_class, *b.shape[1:]) for b in blocks]
 
     def real_target(self, net, real, labels, groups, num_classes, num_groups, syn_stats):
         with torch.no_grad():
-            blocks = net.block_outputs(real)
+            blocks = tiled(net.block_outputs, real)
         distance = self.hparams["distance"]
         inner = [mean_target(self.aggregation, b, labels, groups, num_classes, num_groups, distance)
                  for b in blocks[:-1]]

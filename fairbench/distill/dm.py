@@ -17,6 +17,7 @@ from .aggregation import AGGREGATIONS
 from .base import DistillContext, Distiller, SyntheticSet
 from .feature_targets import feature_target
 from .sampling import ClassSampler
+from .tiling import tiled
 
 
 class DistributionMatching(Distiller):
@@ -45,13 +46,13 @@ class DistributionMatching(Distiller):
             params = dsa.sample(num_classes, size, ctx.device) if dsa is not None else None
             syn_in = dsa.apply(syn, params, syn_labels) if dsa is not None else syn
             # synthetic embeddings first: the barycenter starts from them
-            syn_embed = net.embed(syn_in).view(num_classes, ipc, -1)
+            syn_embed = tiled(net.embed, syn_in).view(num_classes, ipc, -1)
             with clock.target.phase():
                 real, labels, groups = train.normalize(train.images[index]), train.labels[index], train.groups[index]
                 if dsa is not None:
                     real = dsa.apply(real, params, labels)
                 with torch.no_grad():
-                    real_embed = net.embed(real)
+                    real_embed = tiled(net.embed, real)
                 target = feature_target(self.aggregation, real_embed, labels, groups, num_classes, num_groups,
                                         syn_embed, hp)
             loss = target.loss(syn_embed)
