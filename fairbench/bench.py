@@ -104,11 +104,14 @@ def overhead_rows(config: dict, log=lambda msg: None) -> list[dict]:
         bases.setdefault(base, [base])
         if method != base:
             bases[base].append(method)
+    # enough real images per class for every method's initialisation (IDC starts from factor² per image)
+    factor = max(method_hparams(m, "", 0, config["distill"]).get("factor", 1) for m in config["methods"])
+    per_class = max(config["per_class"], max(config["ipc"]) * factor ** 2)
     rows = []
     with tempfile.TemporaryDirectory() as experts_dir:
         for groups in config["groups"]:
             torch.manual_seed(0)
-            train = synthetic_dataset(config["classes"], groups, config["per_class"], config["image_size"], device)
+            train = synthetic_dataset(config["classes"], groups, per_class, config["image_size"], device)
             spec = {"width": config["width"], "depth": 3, "norm": "instance"}
             ctx = DistillContext(device=device, experts_dir=Path(experts_dir),
                                  make_net=lambda: build_model("convnet", 3, config["classes"], config["image_size"],
