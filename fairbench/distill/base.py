@@ -78,6 +78,11 @@ class Distiller(ABC):
     def method_id(self) -> str:
         return self.name if self.aggregation == "vanilla" else f"{self.name}+{self.aggregation}"
 
+    def initial_images(self, train: GroupDataset, ipc: int, sampler) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stored synthetic images and their labels, from real images of each class."""
+        index = sampler.sample_exact(ipc)
+        return train.normalize(train.images[index]), train.labels[index]
+
     def augmentation(self) -> DSA | None:
         """The DSA the hyperparameters ask for (``dsa``, ``dsa_strategy``), or None."""
         return DSA(strategy=self.hparams["dsa_strategy"]) if self.hparams["dsa"] else None

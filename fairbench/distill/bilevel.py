@@ -25,11 +25,6 @@ from .sampling import ClassSampler
 
 
 class BilevelMatching(Distiller):
-    def initial_images(self, train: GroupDataset, ipc: int, sampler: ClassSampler):
-        """Stored synthetic images and their labels, from real images of each class."""
-        index = sampler.sample_exact(ipc)
-        return train.normalize(train.images[index]), train.labels[index]
-
     def decode(self, stored: torch.Tensor) -> torch.Tensor:
         """The training images the stored ones stand for (themselves; IDC decodes several)."""
         return stored

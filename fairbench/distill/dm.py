@@ -29,9 +29,8 @@ class DistributionMatching(Distiller):
         hp = self.hparams
         num_classes, num_groups = train.num_classes, train.num_groups
         sampler = ClassSampler(train.labels, num_classes)
-        init = sampler.sample_exact(ipc)
-        syn = train.normalize(train.images[init]).requires_grad_(True)
-        syn_labels = train.labels[init]
+        syn, syn_labels = self.initial_images(train, ipc, sampler)
+        syn.requires_grad_(True)
         optimizer = torch.optim.SGD([syn], lr=hp["lr_img"], momentum=hp["momentum"])
         dsa = self.augmentation()
         size = train.image_shape[-1]

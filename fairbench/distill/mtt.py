@@ -83,9 +83,8 @@ class TrajectoryMatching(Distiller):
         self.check_ready(train, ctx)
         experts = load_experts(self.expert_folder(train, ctx), hp["num_experts"], ctx.device)
         net = ctx.make_net().to(ctx.device)
-        index = ClassSampler(train.labels, train.num_classes).sample_exact(ipc)
-        syn = train.normalize(train.images[index]).requires_grad_(True)
-        syn_labels = train.labels[index]
+        syn, syn_labels = self.initial_images(train, ipc, ClassSampler(train.labels, train.num_classes))
+        syn.requires_grad_(True)
         syn_lr = torch.tensor(hp["syn_lr_init"], device=ctx.device, requires_grad=True)
         image_optimizer = torch.optim.SGD([syn], lr=hp["lr_img"], momentum=0.5)
         lr_optimizer = torch.optim.SGD([syn_lr], lr=hp["lr_lr"], momentum=0.5)
