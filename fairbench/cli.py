@@ -1,11 +1,14 @@
 """The ``fairbench`` command line.
 
     fairbench run [suite=NAME] [key=value ...] [--dry-run]
+    fairbench experts DATASET [suite=NAME] [key=value ...]
+    fairbench bench overhead [key=value ...]
     fairbench list {suites,datasets,methods,evaluators}
     fairbench data NAME [key=value ...] [--json]
     fairbench leaderboard OUT
 
-Bad input of any kind prints one ``fairbench: error: ...`` line and exits with code 2.
+Bad input of any kind prints one ``fairbench: error: ...`` line and exits with code 2. A run in
+which some cells failed (a diverging distillation) names them and exits with code 1.
 """
 
 from __future__ import annotations
@@ -26,10 +29,42 @@ def _run(args) -> int:
     if args.dry_run:
         print(describe_plan(config, make_plan(config)))
         return 0
-    out, frame = run_suite(config, log=lambda msg: print(msg, file=sys.stderr))
+    out, frame, failures = run_suite(config, log=_log)
     print(render_report(frame))
     print(f"\nresults: {out}/results.jsonl  tables: {out}/leaderboard.csv, {out}/leaderboard.md, "
           f"{out}/leaderboard_across_evaluators.csv")
+    if failures:
+        _log(f"fairbench: {len(failures)} cells failed (recorded with status 'failed', left out of the tables):")
+        for failure in failures:
+            _log(f"  {failure}")
+        return 1
+    return 0
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def _experts(args) -> int:
+    from .config import resolve_run_config
+    from .harness import make_experts_for
+
+    config = resolve_run_config(args.overrides)
+    config["datasets"] = [args.dataset]
+    mtt = [m for m in config["methods"] if m.partition("+")[0] == "mtt"]
+    config["methods"] = mtt or ["mtt"]
+    for folder, made in make_experts_for(config, log=_log):
+        print(f"{folder}: {made} trained, the rest reused")
+    return 0
+
+
+def _bench(args) -> int:
+    from tabulate import tabulate
+
+    from .bench import overhead_rows, resolve_bench_config
+
+    rows = overhead_rows(resolve_bench_config(args.overrides), log=_log)
+    print(tabulate(rows, headers="keys", floatfmt=".2f"))
     return 0
 
 
@@ -83,6 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="suite=NAME and settings such as ipc=[10,50] methods=[dm,dm+cobra] device=cuda")
     run.add_argument("--dry-run", action="store_true", help="print the plan of cells and exit")
     run.set_defaults(handler=_run)
+
+    experts = commands.add_parser("experts", help="train and cache the expert trajectories MTT cells need")
+    experts.add_argument("dataset", help="the dataset to train experts on, e.g. cmnist-mini")
+    experts.add_argument("overrides", nargs="*", metavar="key=value",
+                         help="the run's settings: suite=NAME, methods=[mtt,mtt+fairdd], distill.num_experts=5, ...")
+    experts.set_defaults(handler=_experts)
+
+    bench = commands.add_parser("bench", help="measure the cost of fairness: every variant's iteration time over its base's")
+    bench.add_argument("what", choices=["overhead"])
+    bench.add_argument("overrides", nargs="*", metavar="key=value",
+                       help="device=cuda ipc=[10,50] groups=[2,10] methods=[dm+wbary] width=32 distill.real_batch=64 ...")
+    bench.set_defaults(handler=_bench)
 
     listing = commands.add_parser("list", help="list suites, datasets, methods or evaluators")
     listing.add_argument("what", choices=["suites", "datasets", "methods", "evaluators"])

@@ -32,6 +32,7 @@ RUN_DEFAULTS: dict = {
     "out": None,
     "data_root": "data",
     "download": False,  # fetch missing MNIST / Fashion-MNIST / CIFAR-10 files (with checksums)
+    "experts_dir": "experts",  # MTT's expert trajectories, made by `fairbench experts`
     "dataset": {},   # dataset parameters, e.g. dataset.rho=0.95
     "distill": {},   # method hyperparameters, e.g. distill.iterations=100
     "eval": {},      # evaluator training settings, e.g. eval.epochs=300
@@ -105,7 +106,7 @@ def validate(config: dict) -> dict:
     for key in _MAPPING_KEYS:
         if not isinstance(config[key], dict):
             raise FairbenchError(f"{key} takes key=value settings (e.g. {key}.KEY=VALUE), got {config[key]!r}")
-    for key in ("device", "data_root"):
+    for key in ("device", "data_root", "experts_dir"):
         if not isinstance(config[key], str):
             raise FairbenchError(f"{key} must be a string, got {config[key]!r}")
     if not isinstance(config["download"], bool):

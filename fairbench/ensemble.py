@@ -15,11 +15,11 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from .errors import first_line
+from .train import mean_cross_entropy
 
 
 class Ensemble:
@@ -36,8 +36,9 @@ class Ensemble:
     def _forward(self, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.skeleton, (params, buffers), (x,))
 
-    def _member_loss(self, params: dict, buffers: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(self._forward(params, buffers, x), y)
+    def _member_loss(self, params: dict, buffers: dict, x: torch.Tensor, y: torch.Tensor,
+                     weight: torch.Tensor | None) -> torch.Tensor:
+        return mean_cross_entropy(self._forward(params, buffers, x), y, weight)
 
     def parameters(self):
         return self.params.values()
@@ -50,10 +51,11 @@ class Ensemble:
         self.skeleton.eval()
         return self
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         """Member k's mean cross-entropy on its own batch ``x[k]``, summed over members: the sum
         keeps each member's gradient exactly its own."""
-        return vmap(self._member_loss)(self.params, self.buffers, x, y).sum()
+        in_dims = (0, 0, 0, 0, None if weight is None else 0)
+        return vmap(self._member_loss, in_dims=in_dims)(self.params, self.buffers, x, y, weight).sum()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Every member on the same batch ``x``."""

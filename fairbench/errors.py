@@ -19,6 +19,13 @@ def unknown_choice(kind: str, name: object, choices) -> FairbenchError:
     return FairbenchError(f"unknown {kind} '{name}'; choose from: {listed}")
 
 
+class DistillationDiverged(Exception):
+    """A distillation's loss became NaN or infinite: that cell fails, the suite goes on.
+
+    Not a :class:`FairbenchError`: the input was valid, the optimisation was not.
+    """
+
+
 def first_line(error: BaseException) -> str:
     """An exception's message cut to one line, for a one-line error that quotes what went wrong."""
     text = str(error).strip()

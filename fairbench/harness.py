@@ -15,8 +15,9 @@ import torch
 from . import __version__
 from .data import DatasetSplits, load_dataset
 from .distill import DistillContext, SyntheticSet, build_distiller
-from .errors import FairbenchError
-from .evaluate import Evaluation, check_fits, evaluate_synthetic, make_model
+from .distill.experts import make_experts
+from .errors import DistillationDiverged, FairbenchError
+from .evaluate import check_fits, evaluate_synthetic, make_model
 from .leaderboard import write_leaderboard
 from .metrics import METRICS
 from .plan import Cell, make_plan
@@ -67,7 +68,53 @@ def _distill_key(cell: Cell) -> dict:
             "hparams": cell.hparams, "net": cell.net, "ipc": cell.ipc, "seed": cell.seed}
 
 
-def _distill(cell: Cell, splits: DatasetSplits, device: torch.device, out: Path) -> tuple[SyntheticSet, dict]:
+def _context(cell: Cell, train, device: torch.device, config: dict) -> DistillContext:
+    net_spec = cell.net
+    return DistillContext(
+        device=device,
+        make_net=(lambda: make_model(net_spec, train.image_shape, train.num_classes)) if net_spec else None,
+        progress=progress,
+        experts_dir=Path(config["experts_dir"]),
+        provenance={"dataset": cell.dataset, "dataset_params": cell.dataset_params, "net": net_spec},
+    )
+
+
+def check_cells_ready(cells: list[Cell], datasets: dict, device: torch.device, config: dict) -> None:
+    """Fail before anything runs when a cell needs something the run cannot make (MTT's experts)."""
+    for cell in cells:
+        train = datasets[cell.dataset].train
+        build_distiller(cell.method, cell.hparams).check_ready(train, _context(cell, train, device, config))
+
+
+def make_experts_for(config: dict, log=lambda msg: None) -> list[tuple[Path, int]]:
+    """Train the expert trajectories every MTT cell of ``config`` needs; return (folder, made) per set.
+
+    Cells that would train identical experts share one folder, so each set is made once.
+    """
+    cells = [c for c in make_plan(config) if c.method.partition("+")[0] == "mtt"]
+    device = resolve_device(config["device"])
+    made, seen, trains = [], set(), {}
+    for cell in cells:
+        if cell.dataset not in trains:
+            splits = load_dataset(cell.dataset, config["data_root"], cell.dataset_params,
+                                  download=config["download"])
+            trains[cell.dataset] = splits.train.to(device)
+        train = trains[cell.dataset]
+        distiller = build_distiller(cell.method, cell.hparams)
+        context = _context(cell, train, device, config)
+        folder = distiller.expert_folder(train, context)
+        if folder in seen:
+            continue
+        seen.add(folder)
+        log(f"fairbench: {cell.method} on {cell.dataset}: {cell.hparams['num_experts']} experts in {folder}")
+        count = make_experts(folder, cell.hparams["num_experts"], train, distiller.balance(train),
+                             cell.hparams, context.make_net, device, progress)
+        made.append((folder, count))
+    return made
+
+
+def _distill(cell: Cell, splits: DatasetSplits, device: torch.device, out: Path,
+             config: dict) -> tuple[SyntheticSet, dict]:
     """The cell's synthetic set, read back from ``out/synsets`` when an earlier run made it."""
     path = out / "synsets" / f"{_digest(_distill_key(cell))}.pt"
     if path.is_file():
@@ -76,15 +123,8 @@ def _distill(cell: Cell, splits: DatasetSplits, device: torch.device, out: Path)
     torch.manual_seed(cell.seed)
     train = splits.train.to(device)
     distiller = build_distiller(cell.method, cell.hparams)
-    net_spec = cell.net
-    context = DistillContext(
-        device=device,
-        make_net=(lambda: make_model(net_spec, train.image_shape, train.num_classes)) if net_spec else None,
-        progress=progress,
-    )
-    syn = distiller.distill(train, cell.ipc, context).cpu()
-    stats = {"iterations": distiller.stats.iterations, "distill_s": distiller.stats.wall_s,
-             "iter_ms": distiller.stats.iter_ms}
+    syn = distiller.distill(train, cell.ipc, _context(cell, train, device, config)).cpu()
+    stats = distiller.stats.as_record()
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"images": syn.images, "labels": syn.labels, "extras": syn.extras, "stats": stats,
                 "key": _distill_key(cell)}, path)
@@ -104,21 +144,13 @@ def _check_networks_fit(cells: list[Cell], datasets: dict[str, DatasetSplits]) -
                 checked.add(key)
 
 
-def _record(cell: Cell, spec: dict, device: torch.device, eval_seeds: list[int],
-            evaluation: Evaluation, stats: dict, eval_s: float, cell_id: str, resolved: dict) -> dict:
-    runs = evaluation.runs
+def _record(cell: Cell, spec: dict, device: torch.device, cell_id: str, resolved: dict, **outcome) -> dict:
     return {
         "cell_id": cell_id,
-        "status": "ok",
         "dataset": cell.dataset, "method": cell.method, "ipc": cell.ipc, "seed": cell.seed,
         "evaluator": spec["name"],
         "config": resolved,
-        "eval_seeds": eval_seeds,
-        "metrics": {m: {"mean": float(np.mean([r[m] for r in runs])), "std": float(np.std([r[m] for r in runs])),
-                        "runs": [r[m] for r in runs]} for m in METRICS},
-        "distill_s": stats["distill_s"], "iter_ms": stats["iter_ms"], "iterations": stats["iterations"],
-        "eval_s": eval_s,
-        "eval_path": evaluation.path, "eval_path_reason": evaluation.reason,
+        **outcome,
         "device": _device_label(device),
         "fairbench_version": __version__,
         "torch_version": torch.__version__,
@@ -127,8 +159,17 @@ def _record(cell: Cell, spec: dict, device: torch.device, eval_seeds: list[int],
     }
 
 
-def run_suite(config: dict, log=lambda msg: None) -> tuple[Path, "object"]:
-    """Run every cell of ``config`` not already recorded in its out folder; return (out, leaderboard)."""
+def _metrics(runs: list[dict]) -> dict:
+    return {m: {"mean": float(np.mean([r[m] for r in runs])), "std": float(np.std([r[m] for r in runs])),
+                "runs": [r[m] for r in runs]} for m in METRICS}
+
+
+def run_suite(config: dict, log=lambda msg: None) -> tuple[Path, "object", list[str]]:
+    """Run every cell of ``config`` not already recorded in its out folder.
+
+    Returns (out, leaderboard, failures). A cell whose distillation diverges is recorded with
+    ``status: failed`` and its reason, and the suite goes on; the leaderboard skips it.
+    """
     cells = make_plan(config)
     device = resolve_device(config["device"])
     datasets = {}
@@ -137,11 +178,13 @@ def run_suite(config: dict, log=lambda msg: None) -> tuple[Path, "object"]:
             datasets[cell.dataset] = load_dataset(cell.dataset, config["data_root"], cell.dataset_params,
                                                   download=config["download"])
     _check_networks_fit(cells, datasets)
+    check_cells_ready(cells, datasets, device, config)
     out = out_dir_for(config)
     out.mkdir(parents=True, exist_ok=True)
     records = read_records(out, missing_ok=True)
     done = {r["cell_id"] for r in records if r.get("status") == "ok"}
     log(f"fairbench: {len(cells)} cells on {_device_label(device)}; results in {out}")
+    failures: list[str] = []
 
     for cell in progress(cells, desc="cells", leave=True):
         pending = []
@@ -156,15 +199,26 @@ def run_suite(config: dict, log=lambda msg: None) -> tuple[Path, "object"]:
         if not pending:
             continue
         splits = datasets[cell.dataset]
-        syn, stats = _distill(cell, splits, device, out)
+        try:
+            syn, stats = _distill(cell, splits, device, out, config)
+        except DistillationDiverged as error:
+            failures.append(f"{cell.label}: {error}")
+            log(f"fairbench: cell failed, the suite goes on: {cell.label}: {error}")
+            for spec, resolved, cell_id in pending:
+                record = _record(cell, spec, device, cell_id, resolved, status="failed", reason=str(error))
+                append_record(out, record)
+                records.append(record)
+            continue
         for spec, resolved, cell_id in pending:
             eval_seeds = [1000 * cell.seed + j for j in range(config["num_eval"])]
             start = time.perf_counter()
             evaluation = evaluate_synthetic(syn, splits.test, spec, eval_seeds, device, progress=progress,
                                             ensemble=config["ensemble"])
             eval_s = time.perf_counter() - start
-            record = _record(cell, spec, device, eval_seeds, evaluation, stats, eval_s, cell_id, resolved)
+            record = _record(cell, spec, device, cell_id, resolved, status="ok", eval_seeds=eval_seeds,
+                             metrics=_metrics(evaluation.runs), **stats, eval_s=eval_s,
+                             eval_path=evaluation.path, eval_path_reason=evaluation.reason)
             append_record(out, record)
             records.append(record)
             write_leaderboard(out, records)
-    return out, write_leaderboard(out, records)
+    return out, write_leaderboard(out, records), failures

@@ -1,7 +1,11 @@
 """Leaderboard tables rendered from result records: CSV, Markdown and the terminal.
 
 A row is a (dataset, ipc, evaluator, method) cell; the evaluation runs of all its distillation
-seeds are pooled, so ``acc_std`` covers both sources of variance.
+seeds are pooled, so ``acc_std`` covers both sources of variance. Failed cells are left out.
+
+``overhead`` is what fairness costs: the method's mean time per distillation iteration over its
+base's (``dm+wbary`` over ``dm``), for the same dataset and IPC, compared only between records
+from the same device; it is blank where the base was not run on that device.
 
 The cross-architecture summary has one row per (dataset, ipc, method): each metric's mean over the
 evaluators, every evaluator weighted equally, so a synthetic set is judged on how well it
@@ -10,6 +14,7 @@ transfers, not only on the network it was distilled with.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +25,29 @@ from .metrics import METRICS
 
 KEYS = ["dataset", "ipc", "evaluator", "method"]
 COLUMNS = KEYS + ["acc", "acc_std", "deo_max", "deo_max_std", "deo_mean", "deo_mean_std",
-                  "suff_max", "suff_mean", "worst_group_acc", "distill_s", "iter_ms", "runs"]
+                  "suff_max", "suff_mean", "worst_group_acc", "distill_s", "iter_ms", "overhead", "runs"]
 SUMMARY_KEYS = ["dataset", "ipc", "method"]
 SUMMARY_COLUMNS = SUMMARY_KEYS + list(METRICS) + ["evaluators"]
 
 
+def _overheads(records: list[dict]) -> dict[tuple, float]:
+    """(dataset, ipc, method) → iteration time over the base's, averaged over the devices that ran both."""
+    times: dict[tuple, list[float]] = defaultdict(list)
+    for record in records:
+        times[(record["dataset"], record["ipc"], record["device"], record["method"])].append(record["iter_ms"])
+    ratios: dict[tuple, list[float]] = defaultdict(list)
+    for (dataset, ipc, device, method), values in times.items():
+        base = times.get((dataset, ipc, device, method.partition("+")[0]))
+        if base and np.mean(base) > 0:
+            ratios[(dataset, ipc, method)].append(float(np.mean(values) / np.mean(base)))
+    return {key: float(np.mean(values)) for key, values in ratios.items()}
+
+
 def leaderboard_frame(records: list[dict]) -> pd.DataFrame:
+    records = [r for r in records if r.get("status") == "ok"]
+    overheads = _overheads(records)
     pooled: dict[tuple, dict] = {}
     for record in records:
-        if record.get("status") != "ok":
-            continue
         row = pooled.setdefault(tuple(record[k] for k in KEYS),
                                 {"runs": {m: [] for m in METRICS}, "distill_s": [], "iter_ms": []})
         for metric in METRICS:
@@ -44,6 +62,7 @@ def leaderboard_frame(records: list[dict]) -> pd.DataFrame:
             out[f"{metric}_std"] = float(np.std(runs))
         out["distill_s"] = float(np.mean(row["distill_s"]))
         out["iter_ms"] = float(np.mean(row["iter_ms"]))
+        out["overhead"] = overheads.get((out["dataset"], out["ipc"], out["method"]), float("nan"))
         out["runs"] = len(row["runs"]["acc"])
         rows.append(out)
     return pd.DataFrame(rows, columns=COLUMNS) if rows else pd.DataFrame(columns=COLUMNS)

@@ -25,8 +25,15 @@ class Learner(Protocol):
 
     def train(self) -> object: ...
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The sum over members of each member's mean loss on its batch; ``x`` is (members, batch, ...)."""
+    def loss(self, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """The sum over members of each member's mean (``weight``-ed) loss on its batch; ``x`` is
+        (members, batch, ...)."""
+
+
+def mean_cross_entropy(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    if weight is None:
+        return F.cross_entropy(logits, y)
+    return (F.cross_entropy(logits, y, reduction="none") * weight).mean()
 
 
 class _Single:
@@ -39,8 +46,8 @@ class _Single:
     def train(self):
         return self.model.train()
 
-    def loss(self, x, y):
-        return F.cross_entropy(self.model(x[0]), y[0])
+    def loss(self, x, y, weight=None):
+        return mean_cross_entropy(self.model(x[0]), y[0], None if weight is None else weight[0])
 
 
 def batch_slices(n: int, batch_size: int) -> list[slice]:
@@ -54,15 +61,19 @@ def batch_slices(n: int, batch_size: int) -> list[slice]:
 
 def fit(learner: Learner, images: torch.Tensor, labels: torch.Tensor, rngs: Sequence[TrainingRNG | None], *,
         epochs: int, lr: float, momentum: float, weight_decay: float, batch_size: int,
-        augment: DSA | None = None, progress: Callable = lambda it, **_: it) -> None:
+        augment: DSA | None = None, progress: Callable = lambda it, **_: it, lr_decay: bool = True,
+        sample_weight: torch.Tensor | None = None, on_epoch: Callable[[], None] | None = None) -> None:
     """SGD with the DC/DM protocol: lr × 0.1 from epoch E//2 + 1, a fresh shuffle each epoch.
 
     Member k shuffles and augments with ``rngs[k]`` (None: the global generators). SGD's update is
     elementwise, so one optimizer over an ensemble's stacked parameters steps each member exactly
-    as its own optimizer would.
+    as its own optimizer would. ``lr_decay=False`` keeps the rate constant, as the inner loops of
+    DC-style distillers do; ``sample_weight`` (mean 1) reweights each sample's loss (MTT's
+    group-balanced experts); ``on_epoch`` runs after every epoch (experts snapshot there).
     """
     optimizer = torch.optim.SGD(learner.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[epochs // 2 + 1], gamma=0.1)
+    milestones = [epochs // 2 + 1] if lr_decay else []
+    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
     learner.train()
     n = len(images)
     for _ in progress(range(epochs), desc=f"train evaluator{'s' if len(rngs) > 1 else ''}"):
@@ -73,19 +84,23 @@ def fit(learner: Learner, images: torch.Tensor, labels: torch.Tensor, rngs: Sequ
             x = images[index]
             if augment is not None:
                 x = augment.per_member(x, rngs)
-            loss = learner.loss(x, labels[index])
+            weight = None if sample_weight is None else sample_weight[index]
+            loss = learner.loss(x, labels[index], weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
         schedule.step()
+        if on_epoch is not None:
+            on_epoch()
 
 
 def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epochs: int,
                      lr: float, momentum: float, weight_decay: float, batch_size: int,
                      augment: DSA | None = None, rng: TrainingRNG | None = None,
-                     progress: Callable = lambda it, **_: it) -> nn.Module:
+                     progress: Callable = lambda it, **_: it, **options) -> nn.Module:
+    """One model trained by :func:`fit`; ``options`` are its ``lr_decay``, ``sample_weight``, ``on_epoch``."""
     fit(_Single(model), images, labels, [rng], epochs=epochs, lr=lr, momentum=momentum,
-        weight_decay=weight_decay, batch_size=batch_size, augment=augment, progress=progress)
+        weight_decay=weight_decay, batch_size=batch_size, augment=augment, progress=progress, **options)
     return model
 
 

@@ -20,6 +20,7 @@ def assert_clean_error(proc, *fragments):
         (["suite=nope"], ["unknown suite 'nope'", "quickstart"]),
         (["datasets=[nope]"], ["unknown dataset 'nope'", "cmnist-mini"]),
         (["methods=[dm+nope]"], ["unknown method 'dm+nope'", "dm+fairdd"]),
+        (["methods=[mtt+wbary]"], ["unknown method 'mtt+wbary'", "dm+wbary", "cafe+wbary", "mtt+cobra"]),
         (["evaluators=[nope]"], ["unknown evaluator 'nope'", "convnet", "timm:<model>"]),
         (["evaluators=[convnet,timm:resnet1800]"], ["unknown timm model 'resnet1800'", "resnet18"]),
         (["evaluators=[resnet18]", "models.resnet18.widht=8"],
@@ -79,6 +80,34 @@ def test_list(fairbench_cli, what, expected):
     assert proc.returncode == 0 and expected in proc.stdout
 
 
+def test_list_methods_prints_every_valid_id(fairbench_cli):
+    from fairbench.distill import method_ids
+
+    listed = [line.split()[0] for line in fairbench_cli("list", "methods").stdout.splitlines()[2:]]
+    assert listed == method_ids()
+    assert {"dc+cobra", "dsa+fairdd", "idc+cobra", "cafe+wbary", "mtt+fairdd", "dm+wbary"} <= set(listed)
+    assert "mtt+wbary" not in listed and "dc+wbary" not in listed
+
+
+def test_experts_refuses_an_unknown_dataset(fairbench_cli):
+    assert_clean_error(fairbench_cli("experts", "nope"), "unknown dataset 'nope'")
+
+
+def test_bench_overhead_prints_each_variant_over_its_base(fairbench_cli):
+    proc = fairbench_cli("bench", "overhead", "device=cpu", "ipc=[1]", "groups=[2]", "methods=[dm+wbary,mtt+fairdd]",
+                         "iterations=1", "warmup=0", "repeats=1", "classes=2", "per_class=8", "image_size=8",
+                         "width=4", "distill.real_batch=4", "distill.syn_steps=1", "distill.num_experts=1",
+                         "distill.trajectory_epochs=2", "distill.max_start_epoch=0")
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[2]: line.split() for line in proc.stdout.splitlines()[2:]}
+    assert set(rows) == {"dm", "dm+wbary", "mtt", "mtt+fairdd"}
+    assert float(rows["dm"][5]) == 1.0 and float(rows["dm+wbary"][5]) > 0
+
+
+def test_bench_overhead_refuses_unknown_settings(fairbench_cli):
+    assert_clean_error(fairbench_cli("bench", "overhead", "colour=red"), "unknown bench setting 'colour'")
+
+
 def test_leaderboard_of_a_folder_without_records(fairbench_cli, tmp_path):
     assert_clean_error(fairbench_cli("leaderboard", str(tmp_path)), "no results.jsonl")
 
@@ -86,3 +115,12 @@ def test_leaderboard_of_a_folder_without_records(fairbench_cli, tmp_path):
 def test_leaderboard_names_a_corrupt_record(fairbench_cli, tmp_path):
     (tmp_path / "results.jsonl").write_text('{"status": "ok"\n')
     assert_clean_error(fairbench_cli("leaderboard", str(tmp_path)), "results.jsonl:1")
+
+
+def test_a_failed_cell_is_named_and_the_exit_code_is_1(fairbench_cli, tmp_path):
+    proc = fairbench_cli("run", "suite=ci", "methods=[random,dm]", "distill.lr_img=.inf", "distill.iterations=2",
+                         "distill.real_batch=4", "models.convnet.width=4", "eval.epochs=1", "num_eval=1",
+                         f"out={tmp_path / 'out'}")
+    assert proc.returncode == 1, proc.stderr
+    assert "1 cells failed" in proc.stderr and "cmnist-mini ipc=10 dm seed=0" in proc.stderr
+    assert "random" in proc.stdout and " dm " not in proc.stdout      # the table keeps the cells that ran

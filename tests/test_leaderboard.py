@@ -11,7 +11,8 @@ from fairbench.metrics import METRICS
 def record(evaluator, method, acc, seed=0):
     metrics = {m: {"mean": acc, "std": 0.0, "runs": [acc - 1, acc + 1]} for m in METRICS}
     return {"status": "ok", "dataset": "cmnist-mini", "ipc": 10, "seed": seed, "evaluator": evaluator,
-            "method": method, "metrics": metrics, "distill_s": 1.0, "iter_ms": 10.0}
+            "method": method, "metrics": metrics, "distill_s": 1.0, "iter_ms": 10.0 if method == "dm" else 15.0,
+            "device": "cpu"}
 
 
 RECORDS = [record("convnet", "dm", 20), record("resnet18", "dm", 30), record("timm:resnet18", "dm", 40),
@@ -24,6 +25,7 @@ def test_one_row_per_evaluator_and_method():
     assert len(frame) == 6 and list(frame.columns) == COLUMNS
     timm_fair = frame[(frame.evaluator == "timm:resnet18") & (frame.method == "dm+fairdd")].iloc[0]
     assert timm_fair["acc"] == pytest.approx(61) and timm_fair["runs"] == 4   # two seeds pooled
+    assert timm_fair["overhead"] == pytest.approx(1.5)                         # 15 ms over dm's 10 ms
 
 
 def test_summary_weights_every_evaluator_equally():

@@ -11,14 +11,19 @@ from ..errors import unknown_choice
 from ..overrides import apply_overrides, check_known
 from ..registry import Registry, entries, entry
 from .base import DistillContext, Distiller, DistillStats, SyntheticSet
+from .cafe import FeatureAlignment
+from .dc import GradientMatching, GradientMatchingDSA
 from .dm import DistributionMatching
+from .idc import MultiFormation
+from .mtt import TrajectoryMatching
 from .random_real import RandomReal
 
 __all__ = ["DistillContext", "Distiller", "DistillStats", "SyntheticSet", "build_distiller",
            "method_hparams", "method_ids", "parse_method"]
 
 BASES: Registry = Registry("base distiller")
-for _cls in (RandomReal, DistributionMatching):
+for _cls in (RandomReal, DistributionMatching, GradientMatching, GradientMatchingDSA, MultiFormation,
+             FeatureAlignment, TrajectoryMatching):
     BASES.register(_cls.name)(_cls)
 
 

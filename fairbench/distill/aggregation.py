@@ -9,6 +9,10 @@ which *term* each real sample feeds, its weight inside that term, and which term
                weight, the terms summed (FairDD).
 - ``cobra``:   one term per class, weights 1/(G_c · n_cg) — the uniform mean of the present groups'
                means, the closed-form barycenter under squared Euclidean cost (COBRA).
+- ``wbary``:   matches distributions, not means: its target is the free-support Wasserstein
+               barycenter of the groups' point clouds (``barycenter.py``, ``feature_targets.py``).
+               Where a wbary distiller still needs a single mean (CAFE's inner layers and its
+               discrimination term) it takes COBRA's weights, the barycenter of the means.
 
 Everything is computed with ``bincount``/``index_add_`` on the statistics' device: no Python loop
 over samples, groups or classes, and no host sync.
@@ -20,7 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
-AGGREGATIONS = ("vanilla", "fairdd", "cobra")
+MEAN_AGGREGATIONS = ("vanilla", "fairdd", "cobra")   # targets are weighted means of per-sample statistics
+AGGREGATIONS = MEAN_AGGREGATIONS + ("wbary",)        # wbary: feature distributions, for feature matching
 
 
 @dataclass
@@ -52,7 +57,7 @@ def matching_terms(aggregation: str, labels: torch.Tensor, groups: torch.Tensor,
         return MatchingTerms(labels, 1.0 / class_count[labels], (class_count > 0).unsqueeze(1), 1)
     if aggregation == "fairdd":
         return MatchingTerms(cell, 1.0 / cell_count.flatten()[cell], present, num_groups)
-    if aggregation == "cobra":
+    if aggregation in ("cobra", "wbary"):
         groups_present = present.sum(1)
         weight = 1.0 / (cell_count.flatten()[cell] * groups_present[labels])
         return MatchingTerms(labels, weight, (groups_present > 0).unsqueeze(1), 1)

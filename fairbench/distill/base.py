@@ -1,17 +1,21 @@
-"""What every base distiller is given and returns."""
+"""What every base distiller is given and returns, and how its iterations are timed and watched."""
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, ClassVar
 
 import torch
 from torch import nn
 
+from ..augment import DSA
 from ..data import GroupDataset
-from .aggregation import AGGREGATIONS
+from ..errors import DistillationDiverged
+from .aggregation import MEAN_AGGREGATIONS
 
 
 @dataclass
@@ -31,23 +35,36 @@ class DistillContext:
     device: torch.device
     make_net: Callable[[], nn.Module]          # a freshly initialised network of the method's arch
     progress: Callable = lambda it, **_: it     # wraps the iteration loop with a progress display
+    experts_dir: Path = Path("experts")         # where MTT's expert trajectories are cached
+    provenance: dict = field(default_factory=dict)  # dataset, its params and the net spec: keys caches
 
 
 @dataclass
 class DistillStats:
+    """Iterations run, their wall time, and the part of it spent building the real-side target."""
+
     iterations: int = 0
     wall_s: float = 0.0
+    target_s: float = 0.0
 
     @property
     def iter_ms(self) -> float:
         return 1000 * self.wall_s / self.iterations if self.iterations else 0.0
+
+    @property
+    def target_ms(self) -> float:
+        return 1000 * self.target_s / self.iterations if self.iterations else 0.0
+
+    def as_record(self) -> dict:
+        return {"iterations": self.iterations, "distill_s": self.wall_s, "iter_ms": self.iter_ms,
+                "target_ms": self.target_ms}
 
 
 class Distiller(ABC):
     """A matching objective; the group aggregation it matches under is chosen per instance."""
 
     name: ClassVar[str]
-    aggregations: ClassVar[tuple[str, ...]] = AGGREGATIONS
+    aggregations: ClassVar[tuple[str, ...]] = MEAN_AGGREGATIONS
     description: ClassVar[str] = ""
 
     def __init__(self, hparams: dict, aggregation: str = "vanilla"):
@@ -57,9 +74,30 @@ class Distiller(ABC):
         self.aggregation = aggregation
         self.stats = DistillStats()
 
+    @property
+    def method_id(self) -> str:
+        return self.name if self.aggregation == "vanilla" else f"{self.name}+{self.aggregation}"
+
+    def initial_images(self, train: GroupDataset, ipc: int, sampler) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stored synthetic images and their labels, from real images of each class."""
+        index = sampler.sample_exact(ipc)
+        return train.normalize(train.images[index]), train.labels[index]
+
+    def augmentation(self) -> DSA | None:
+        """The DSA the hyperparameters ask for (``dsa``, ``dsa_strategy``), or None."""
+        return DSA(strategy=self.hparams["dsa_strategy"]) if self.hparams["dsa"] else None
+
+    def timed_iterations(self, ctx: DistillContext) -> "IterationClock":
+        """The clock a distiller's loop runs under; its totals land in ``self.stats`` at the end."""
+        return IterationClock(ctx, self.stats, self.method_id, self.hparams["iterations"])
+
     @abstractmethod
     def distill(self, train: GroupDataset, ipc: int, ctx: DistillContext) -> SyntheticSet:
         """Build ``ipc`` images per class from ``train`` (already on ``ctx.device``)."""
+
+    def check_ready(self, train: GroupDataset, ctx: DistillContext) -> None:
+        """Raise a :class:`FairbenchError` if something the run cannot make is missing (MTT's
+        experts); called for every cell before any runs."""
 
 
 def synchronize(device: torch.device) -> None:
@@ -83,3 +121,74 @@ class Stopwatch:
     def __exit__(self, *exc):
         synchronize(self.device)
         self.seconds += time.perf_counter() - self._start
+
+
+class PhaseTimer:
+    """Device time spent in marked phases of a loop, without synchronising inside the loop.
+
+    On a GPU each phase is bracketed by CUDA events that are read once at the end; on the CPU,
+    where work is synchronous, the wall clock is exact.
+    """
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self._events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
+        self._seconds = 0.0
+
+    @contextmanager
+    def phase(self):
+        if self.cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            yield
+            end.record()
+            self._events.append((start, end))
+        else:
+            begin = time.perf_counter()
+            yield
+            self._seconds += time.perf_counter() - begin
+
+    @property
+    def seconds(self) -> float:
+        """Total phase time; on a GPU this waits for the recorded events."""
+        if self._events:
+            self._events[-1][1].synchronize()
+            self._seconds += sum(a.elapsed_time(b) for a, b in self._events) / 1000
+            self._events.clear()
+        return self._seconds
+
+
+class IterationClock:
+    """Wraps a distiller's iteration loop: progress, total and target-building time, divergence.
+
+    ``watch(loss)`` keeps a device-side flag of non-finite losses; it is read every
+    ``check_every`` iterations (one host sync per check, none per step), so a run that
+    diverges stops early with :class:`DistillationDiverged` instead of training on NaNs.
+    """
+
+    check_every = 50
+
+    def __init__(self, ctx: DistillContext, stats: DistillStats, method_id: str, iterations: int):
+        self.ctx, self.stats, self.method_id, self.iterations = ctx, stats, method_id, iterations
+        self.target = PhaseTimer(ctx.device)
+        self._bad: torch.Tensor | None = None
+
+    def __iter__(self):
+        with Stopwatch(self.ctx.device) as clock:
+            for it in self.ctx.progress(range(self.iterations), desc=f"distill {self.method_id}"):
+                yield it
+                if (it + 1) % self.check_every == 0 or it + 1 == self.iterations:
+                    self._check(it + 1)
+        self.stats.iterations += self.iterations
+        self.stats.wall_s += clock.seconds
+        self.stats.target_s += self.target.seconds
+
+    def watch(self, loss: torch.Tensor) -> None:
+        bad = ~torch.isfinite(loss.detach())
+        self._bad = bad if self._bad is None else self._bad | bad
+
+    def _check(self, iteration: int) -> None:
+        if self._bad is not None and bool(self._bad):
+            raise DistillationDiverged(
+                f"{self.method_id}: the matching loss became NaN or infinite by iteration {iteration}"
+            )

@@ -1,70 +1,68 @@
 """``dm``: distribution matching (Zhao & Bilen, WACV 2023).
 
 Each step draws a fresh random network and moves the synthetic images so that, class by class,
-their mean embedding matches the target built from a real batch by the group aggregation. All
-classes go through one forward pass (instance norm keeps samples independent), real and synthetic
-images get the same DSA draw per class.
+their embeddings match the target the group aggregation builds from a real batch (a mean per
+term, or for ``wbary`` the groups' Wasserstein barycenter). All classes go through one forward
+pass (instance norm keeps samples independent), real and synthetic images get the same DSA draw
+per class.
 """
 
 from __future__ import annotations
 
 import torch
 
-from ..augment import DSA
 from ..data import GroupDataset
 from ..train import train_classifier
-from .aggregation import matching_terms
-from .base import DistillContext, Distiller, Stopwatch, SyntheticSet
+from .aggregation import AGGREGATIONS
+from .base import DistillContext, Distiller, SyntheticSet
+from .feature_targets import feature_target
 from .sampling import ClassSampler
-
-DISTANCES = {
-    "mse": lambda diff: diff.pow(2).flatten(2).sum(-1),
-    "l1": lambda diff: diff.abs().flatten(2).sum(-1),
-}
+from .tiling import tiled
 
 
 class DistributionMatching(Distiller):
     name = "dm"
+    aggregations = AGGREGATIONS
     description = "distribution matching: mean embeddings under random networks"
 
     def distill(self, train: GroupDataset, ipc: int, ctx: DistillContext) -> SyntheticSet:
         hp = self.hparams
         num_classes, num_groups = train.num_classes, train.num_groups
         sampler = ClassSampler(train.labels, num_classes)
-        init = sampler.sample_exact(ipc)
-        syn = train.normalize(train.images[init]).requires_grad_(True)
-        syn_labels = train.labels[init]
+        syn, syn_labels = self.initial_images(train, ipc, sampler)
+        syn.requires_grad_(True)
         optimizer = torch.optim.SGD([syn], lr=hp["lr_img"], momentum=hp["momentum"])
-        dsa = DSA(strategy=hp["dsa_strategy"]) if hp["dsa"] else None
-        distance = DISTANCES[hp["distance"]]
+        dsa = self.augmentation()
         size = train.image_shape[-1]
-        with Stopwatch(ctx.device) as clock:
-            for _ in ctx.progress(range(hp["iterations"]), desc=f"distill {self.name}"):
-                net = ctx.make_net().to(ctx.device)
+        clock = self.timed_iterations(ctx)
+        for _ in clock:
+            net = ctx.make_net().to(ctx.device)
+            with clock.target.phase():
                 if hp["warmup_epochs"]:
-                    self._warm_start(net, syn.detach(), syn_labels)
-                net.requires_grad_(False)
-                index = sampler.sample(hp["real_batch"])
+                    warm_start(net, syn.detach(), syn_labels, hp)
+            net.requires_grad_(False)
+            index = sampler.sample(hp["real_batch"])
+            params = dsa.sample(num_classes, size, ctx.device) if dsa is not None else None
+            syn_in = dsa.apply(syn, params, syn_labels) if dsa is not None else syn
+            # synthetic embeddings first: the barycenter starts from them
+            syn_embed = tiled(net.embed, syn_in).view(num_classes, ipc, -1)
+            with clock.target.phase():
                 real, labels, groups = train.normalize(train.images[index]), train.labels[index], train.groups[index]
-                syn_in = syn
                 if dsa is not None:
-                    params = dsa.sample(num_classes, size, ctx.device)
-                    real, syn_in = dsa.apply(real, params, labels), dsa.apply(syn, params, syn_labels)
+                    real = dsa.apply(real, params, labels)
                 with torch.no_grad():
-                    real_embed = net.embed(real)
-                terms = matching_terms(self.aggregation, labels, groups, num_classes, num_groups)
-                targets = terms.reduce(real_embed)
-                syn_mean = net.embed(syn_in).view(num_classes, ipc, -1).mean(1)
-                loss = (distance(targets - syn_mean.unsqueeze(1)) * terms.active).sum()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-        self.stats.iterations += hp["iterations"]
-        self.stats.wall_s += clock.seconds
+                    real_embed = tiled(net.embed, real)
+                target = feature_target(self.aggregation, real_embed, labels, groups, num_classes, num_groups,
+                                        syn_embed, hp)
+            loss = target.loss(syn_embed)
+            clock.watch(loss)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
         return SyntheticSet(syn.detach(), syn_labels)
 
-    def _warm_start(self, net, images, labels):
-        """COBRA: train the step's network on the current synthetic set before embedding."""
-        hp = self.hparams
-        train_classifier(net, images, labels, epochs=hp["warmup_epochs"], lr=hp["warmup_lr"],
-                         momentum=0.9, weight_decay=5e-4, batch_size=256)
+
+def warm_start(net, images, labels, hparams):
+    """COBRA: train the step's network on the current synthetic set before embedding it."""
+    train_classifier(net, images, labels, epochs=hparams["warmup_epochs"], lr=hparams["warmup_lr"],
+                     momentum=0.9, weight_decay=5e-4, batch_size=256)

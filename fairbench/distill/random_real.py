@@ -13,5 +13,4 @@ class RandomReal(Distiller):
     description = "real images drawn at random per class (the reference floor)"
 
     def distill(self, train: GroupDataset, ipc: int, ctx: DistillContext) -> SyntheticSet:
-        index = ClassSampler(train.labels, train.num_classes).sample_exact(ipc)
-        return SyntheticSet(train.normalize(train.images[index]), train.labels[index])
+        return SyntheticSet(*self.initial_images(train, ipc, ClassSampler(train.labels, train.num_classes)))

@@ -37,6 +37,18 @@ class FeatureClassifier(nn.Module):
         self.embed_dim = embed_dim
         self.classifier = nn.Linear(embed_dim, num_classes)
 
+    def block_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each block's output (after its pooling), the last one being ``embed`` unflattened: the
+        layer-wise features CAFE aligns."""
+        outputs = []
+        for layer in self.features:
+            x = layer(x)
+            if isinstance(layer, (nn.AvgPool2d, nn.MaxPool2d)):
+                outputs.append(x)
+        if not outputs or outputs[-1] is not x:
+            outputs.append(x)
+        return outputs
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The flattened features before the head: the statistic DM and its variants match."""
         return self.features(x).flatten(1)

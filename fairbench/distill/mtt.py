@@ -1,0 +1,109 @@
+"""``mtt``: matching training trajectories (Cazenavette et al., CVPR 2022).
+
+Each iteration picks an expert trajectory and a start epoch, trains a student from the expert's
+parameters there for ``syn_steps`` SGD steps on the synthetic set (with a learnable learning
+rate), and asks it to land where the expert was ``expert_epochs`` later:
+``‖θ_student − θ*_{t+M}‖² / ‖θ*_t − θ*_{t+M}‖²``. The unrolled steps are differentiated through,
+so the loss moves both the images and the learning rate.
+
+The fair variants live in the experts (``experts.py``): ``mtt+fairdd`` and ``mtt+cobra`` match
+trajectories trained with a group-balanced loss, since the synthetic images carry no groups.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from ..data import GroupDataset
+from ..errors import FairbenchError
+from .aggregation import MEAN_AGGREGATIONS
+from .base import DistillContext, Distiller, SyntheticSet
+from .experts import balance_weights, check_experts, expert_folder, load_experts
+from .sampling import ClassSampler
+
+
+def trajectory_loss(student: torch.Tensor, start: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Distance from the student's endpoint to the expert's, relative to the expert's own move."""
+    return (student - target).pow(2).sum() / (start - target).pow(2).sum()
+
+
+def unflatten(net: nn.Module, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A flat parameter vector (``parameters_to_vector`` order) as ``functional_call``'s dict."""
+    params, offset = {}, 0
+    for name, value in net.named_parameters():
+        params[name] = flat[offset:offset + value.numel()].view_as(value)
+        offset += value.numel()
+    return params
+
+
+def unroll(net: nn.Module, start: torch.Tensor, images: torch.Tensor, labels: torch.Tensor,
+           lr: torch.Tensor, steps: int, batch: int, augment=None) -> torch.Tensor:
+    """The student's flat parameters after ``steps`` SGD steps from ``start``, differentiable in
+    ``images`` and ``lr``; each step takes a random batch of the synthetic set (all of it if ``batch``
+    is 0), in one forward pass."""
+    flat = start.detach().requires_grad_(True)
+    for _ in range(steps):
+        x, y = images, labels
+        if 0 < batch < len(images):
+            pick = torch.randperm(len(images), device=images.device)[:batch]
+            x, y = images[pick], labels[pick]
+        if augment is not None:
+            x = augment(x)
+        loss = F.cross_entropy(functional_call(net, unflatten(net, flat), (x,)), y)
+        (grad,) = torch.autograd.grad(loss, flat, create_graph=True)
+        flat = flat - lr * grad
+    return flat
+
+
+class TrajectoryMatching(Distiller):
+    name = "mtt"
+    aggregations = MEAN_AGGREGATIONS
+    description = "matching training trajectories of expert networks"
+
+    def balance(self, train: GroupDataset) -> torch.Tensor:
+        """The experts' per-sample loss weights for this variant."""
+        return balance_weights(self.aggregation, train)
+
+    def expert_folder(self, train: GroupDataset, ctx: DistillContext):
+        return expert_folder(ctx.experts_dir, ctx.provenance, self.hparams, self.balance(train))
+
+    def check_ready(self, train: GroupDataset, ctx: DistillContext) -> None:
+        hp = self.hparams
+        if hp["expert_epochs"] > hp["trajectory_epochs"]:
+            raise FairbenchError(f"{self.method_id}: expert_epochs={hp['expert_epochs']} is beyond the experts' "
+                                 f"trajectory_epochs={hp['trajectory_epochs']}")
+        check_experts(self.expert_folder(train, ctx), self.hparams["num_experts"], self.method_id,
+                      ctx.provenance["dataset"])
+
+    def distill(self, train: GroupDataset, ipc: int, ctx: DistillContext) -> SyntheticSet:
+        hp = self.hparams
+        self.check_ready(train, ctx)
+        experts = load_experts(self.expert_folder(train, ctx), hp["num_experts"], ctx.device)
+        net = ctx.make_net().to(ctx.device)
+        syn, syn_labels = self.initial_images(train, ipc, ClassSampler(train.labels, train.num_classes))
+        syn.requires_grad_(True)
+        syn_lr = torch.tensor(hp["syn_lr_init"], device=ctx.device, requires_grad=True)
+        image_optimizer = torch.optim.SGD([syn], lr=hp["lr_img"], momentum=0.5)
+        lr_optimizer = torch.optim.SGD([syn_lr], lr=hp["lr_lr"], momentum=0.5)
+        augment = self.augmentation()
+        last_start = min(hp["max_start_epoch"], experts.shape[1] - 1 - hp["expert_epochs"])
+        clock = self.timed_iterations(ctx)
+        for _ in clock:
+            # host-side draws: no device sync
+            expert = int(torch.randint(len(experts), ()))
+            start_epoch = int(torch.randint(last_start + 1, ()))
+            with clock.target.phase():
+                start = experts[expert, start_epoch]
+                target = experts[expert, start_epoch + hp["expert_epochs"]]
+            student = unroll(net, start, syn, syn_labels, syn_lr, hp["syn_steps"], hp["batch_syn"], augment)
+            loss = trajectory_loss(student, start, target)
+            clock.watch(loss)
+            image_optimizer.zero_grad(set_to_none=True)
+            lr_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            image_optimizer.step()
+            lr_optimizer.step()
+        return SyntheticSet(syn.detach(), syn_labels, {"syn_lr": syn_lr.detach().cpu()})
