@@ -13,11 +13,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-import yaml
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-
-from .config import parse_overrides
+from .config import merge_settings, parse_overrides
 from .data import GroupDataset
 from .distill import DistillContext, build_distiller, method_hparams, method_ids, parse_method
 from .distill.experts import missing_experts
@@ -45,11 +41,7 @@ def resolve_bench_config(args: list[str]) -> dict:
     suite, dotlist = parse_overrides(args)
     if suite != "quickstart":
         raise FairbenchError("bench overhead takes no suite=; it times every variant on synthetic data")
-    try:
-        merged = OmegaConf.merge(OmegaConf.create(BENCH_DEFAULTS), OmegaConf.from_dotlist(dotlist))
-        config = OmegaConf.to_container(merged, resolve=True)
-    except (OmegaConfBaseException, yaml.YAMLError) as e:
-        raise FairbenchError(f"bad bench setting in {' '.join(dotlist)}: {str(e).splitlines()[0]}") from None
+    config = merge_settings(BENCH_DEFAULTS, dotlist=dotlist)
     unknown = set(config) - set(BENCH_DEFAULTS)
     if unknown:
         raise unknown_choice("bench setting", sorted(unknown)[0], BENCH_DEFAULTS)

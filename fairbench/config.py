@@ -114,15 +114,17 @@ def validate(config: dict) -> dict:
     return config
 
 
+def merge_settings(*layers: dict, dotlist: list[str]) -> dict:
+    """``layers`` merged in order, then the ``key=value`` overrides, as one plain dict."""
+    try:
+        merged = OmegaConf.merge(*(OmegaConf.create(layer) for layer in layers), OmegaConf.from_dotlist(dotlist))
+        return OmegaConf.to_container(merged, resolve=True)
+    except (OmegaConfBaseException, yaml.YAMLError) as e:
+        raise FairbenchError(f"malformed override in {' '.join(dotlist)}: {str(e).splitlines()[0]}") from None
+
+
 def resolve_run_config(args: list[str]) -> dict:
     """The full, checked run configuration for ``fairbench run ARGS``."""
     suite_name, dotlist = parse_overrides(args)
-    suite = load_suite(suite_name)
-    try:
-        merged = OmegaConf.merge(OmegaConf.create(RUN_DEFAULTS), OmegaConf.create(suite),
-                                 OmegaConf.from_dotlist(dotlist))
-        config = OmegaConf.to_container(merged, resolve=True)
-    except (OmegaConfBaseException, yaml.YAMLError) as e:
-        raise FairbenchError(f"malformed override in {' '.join(dotlist)}: {str(e).splitlines()[0]}") from None
-    config["suite"] = suite_name
+    config = merge_settings(RUN_DEFAULTS, load_suite(suite_name), dotlist=dotlist)
     return validate({k: v for k, v in config.items() if k != "suite"}) | {"suite": suite_name}

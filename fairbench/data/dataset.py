@@ -24,6 +24,7 @@ class GroupDataset:
     group_names: list[str]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    _moments_on: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         n = len(self.images)
@@ -51,9 +52,17 @@ class GroupDataset:
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images → float, standardised with this dataset's per-channel mean and std."""
-        mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1)
+        mean, std = self._moments(images.device)
         return (images.float() / 255 - mean) / std
+
+    def _moments(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std as (1, C, 1, 1) tensors on ``device``, made once: distillers normalise a
+        real batch every step, and a fresh host-to-device copy each time would block the host."""
+        key = str(device)
+        if key not in self._moments_on:
+            self._moments_on[key] = (torch.tensor(self.mean, device=device).view(1, -1, 1, 1),
+                                     torch.tensor(self.std, device=device).view(1, -1, 1, 1))
+        return self._moments_on[key]
 
     def counts(self) -> torch.Tensor:
         """Samples per (class, group) cell, shape (num_classes, num_groups)."""

@@ -38,6 +38,12 @@ class DistillContext:
     experts_dir: Path = Path("experts")         # where MTT's expert trajectories are cached
     provenance: dict = field(default_factory=dict)  # dataset, its params and the net spec: keys caches
 
+    def fresh_net(self) -> nn.Module:
+        """A newly initialised network built on the device itself: distillers draw one per step,
+        and building it on the host would cost a blocking host-to-device copy every time."""
+        with torch.device(self.device):
+            return self.make_net()
+
 
 @dataclass
 class DistillStats:
@@ -82,6 +88,15 @@ class Distiller(ABC):
         """Stored synthetic images and their labels, from real images of each class."""
         index = sampler.sample_exact(ipc)
         return train.normalize(train.images[index]), train.labels[index]
+
+    def learnable_images(self, train: GroupDataset, ipc: int, sampler) -> tuple[torch.Tensor, torch.Tensor,
+                                                                              torch.optim.Optimizer]:
+        """The stored images from :meth:`initial_images`, made learnable, with their SGD optimizer
+        (``lr_img``, ``momentum``): the start of every image-optimising distiller."""
+        images, labels = self.initial_images(train, ipc, sampler)
+        images.requires_grad_(True)
+        optimizer = torch.optim.SGD([images], lr=self.hparams["lr_img"], momentum=self.hparams["momentum"])
+        return images, labels, optimizer
 
     def augmentation(self) -> DSA | None:
         """The DSA the hyperparameters ask for (``dsa``, ``dsa_strategy``), or None."""

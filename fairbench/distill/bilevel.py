@@ -52,16 +52,14 @@ class BilevelMatching(Distiller):
         hp = self.hparams
         num_classes, num_groups = train.num_classes, train.num_groups
         sampler = ClassSampler(train.labels, num_classes)
-        stored, stored_labels = self.initial_images(train, ipc, sampler)
-        stored.requires_grad_(True)
+        stored, stored_labels, optimizer = self.learnable_images(train, ipc, sampler)
         syn_labels = self.decode_labels(stored_labels)
         by_class = (num_classes, len(syn_labels) // num_classes)
-        optimizer = torch.optim.SGD([stored], lr=hp["lr_img"], momentum=hp["momentum"])
         dsa = self.augmentation()
         size = train.image_shape[-1]
         clock = self.timed_iterations(ctx)
         for _ in clock:
-            net = ctx.make_net().to(ctx.device)
+            net = ctx.fresh_net()
             for step in range(hp["outer_loop"]):
                 index = sampler.sample(hp["real_batch"])
                 params = dsa.sample(num_classes, size, ctx.device) if dsa is not None else None

@@ -29,14 +29,12 @@ class DistributionMatching(Distiller):
         hp = self.hparams
         num_classes, num_groups = train.num_classes, train.num_groups
         sampler = ClassSampler(train.labels, num_classes)
-        syn, syn_labels = self.initial_images(train, ipc, sampler)
-        syn.requires_grad_(True)
-        optimizer = torch.optim.SGD([syn], lr=hp["lr_img"], momentum=hp["momentum"])
+        syn, syn_labels, optimizer = self.learnable_images(train, ipc, sampler)
         dsa = self.augmentation()
         size = train.image_shape[-1]
         clock = self.timed_iterations(ctx)
         for _ in clock:
-            net = ctx.make_net().to(ctx.device)
+            net = ctx.fresh_net()
             with clock.target.phase():
                 if hp["warmup_epochs"]:
                     warm_start(net, syn.detach(), syn_labels, hp)

@@ -82,7 +82,7 @@ class TrajectoryMatching(Distiller):
         hp = self.hparams
         self.check_ready(train, ctx)
         experts = load_experts(self.expert_folder(train, ctx), hp["num_experts"], ctx.device)
-        net = ctx.make_net().to(ctx.device)
+        net = ctx.fresh_net()
         syn, syn_labels = self.initial_images(train, ipc, ClassSampler(train.labels, train.num_classes))
         syn.requires_grad_(True)
         syn_lr = torch.tensor(hp["syn_lr_init"], device=ctx.device, requires_grad=True)
