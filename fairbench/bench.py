@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+
 from .config import merge_settings, parse_overrides
 from .data import GroupDataset
 from .distill import DistillContext, build_distiller, method_hparams, method_ids, parse_method
@@ -126,4 +127,3 @@ def overhead_rows(config: dict, log=lambda msg: None) -> list[dict]:
                         log(f"bench: {method:12s} {iter_ms:10.1f} ms/iter  target {target_ms:9.1f} ms  "
                             f"overhead {iter_ms / base_ms:5.2f}")
     return rows
-
