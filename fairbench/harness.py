@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +19,10 @@ from .leaderboard import write_leaderboard
 from .metrics import METRICS
 from .plan import Cell, make_plan
 from .progress import progress
+from .protocol import digest, protocol_id, protocol_of
+from .provenance import device_label, git_commit, machine_fingerprint
 from .results import append_record, read_records
+from .synsets import SUFFIX, load_synset, save_synset
 
 
 def resolve_device(name: str) -> torch.device:
@@ -35,25 +35,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise FairbenchError("device=cuda asked for, but torch sees no CUDA GPU; use device=cpu")
     return device
-
-
-def _device_label(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return str(device)
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=40"],
-                             cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None
-
-
-def _digest(payload) -> str:
-    return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def out_dir_for(config: dict) -> Path:
@@ -114,21 +95,29 @@ def make_experts_for(config: dict, log=lambda msg: None) -> list[tuple[Path, int
 
 
 def _distill(cell: Cell, splits: DatasetSplits, device: torch.device, out: Path,
-             config: dict) -> tuple[SyntheticSet, dict]:
-    """The cell's synthetic set, read back from ``out/synsets`` when an earlier run made it."""
-    path = out / "synsets" / f"{_digest(_distill_key(cell))}.pt"
+             config: dict) -> tuple[SyntheticSet, dict, str]:
+    """The cell's synthetic set, its timing stats and its file (relative to ``out``).
+
+    A set an earlier run made is read back from ``out/synsets``; its timings are kept only when
+    this run's device is the one that measured them, so no record claims another device's speed.
+    """
+    relative = f"synsets/{digest(_distill_key(cell))}{SUFFIX}"
+    path = out / relative
+    here = device_label(device)
     if path.is_file():
-        saved = torch.load(path, map_location="cpu")
-        return SyntheticSet(saved["images"], saved["labels"], saved["extras"]), saved["stats"]
+        syn, metadata = load_synset(path)
+        stats = metadata["stats"]
+        if metadata.get("timing_device") != here:
+            stats = {key: None for key in stats}
+        return syn, {**stats, "timing_device": metadata.get("timing_device"), "distill_reused": True}, relative
     torch.manual_seed(cell.seed)
     train = splits.train.to(device)
     distiller = build_distiller(cell.method, cell.hparams)
     syn = distiller.distill(train, cell.ipc, _context(cell, train, device, config)).cpu()
     stats = distiller.stats.as_record()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"images": syn.images, "labels": syn.labels, "extras": syn.extras, "stats": stats,
-                "key": _distill_key(cell)}, path)
-    return syn, stats
+    save_synset(path, syn, {"dataset": cell.dataset, "ipc": cell.ipc, "method": cell.method, "seed": cell.seed,
+                            "key": _distill_key(cell), "stats": stats, "timing_device": here})
+    return syn, {**stats, "timing_device": here, "distill_reused": False}, relative
 
 
 def _check_networks_fit(cells: list[Cell], datasets: dict[str, DatasetSplits]) -> None:
@@ -138,23 +127,28 @@ def _check_networks_fit(cells: list[Cell], datasets: dict[str, DatasetSplits]) -
     for cell in cells:
         train = datasets[cell.dataset].train
         for spec in filter(None, [cell.net, *cell.evaluators]):
-            key = _digest([cell.dataset, spec])
+            key = digest([cell.dataset, spec])
             if key not in checked:
                 check_fits(spec, train.image_shape, train.num_classes)
                 checked.add(key)
 
 
-def _record(cell: Cell, spec: dict, device: torch.device, cell_id: str, resolved: dict, **outcome) -> dict:
+def _record(cell: Cell, spec: dict, device: torch.device, cell_id: str, resolved: dict, config: dict,
+            **outcome) -> dict:
     return {
         "cell_id": cell_id,
         "dataset": cell.dataset, "method": cell.method, "ipc": cell.ipc, "seed": cell.seed,
         "evaluator": spec["name"],
         "config": resolved,
+        "protocol_id": protocol_id(resolved),
+        "protocol": protocol_of(resolved),
+        "run_config": {k: v for k, v in config.items() if k != "out"},
         **outcome,
-        "device": _device_label(device),
+        "device": device_label(device),
+        "fingerprint": machine_fingerprint(device),
         "fairbench_version": __version__,
         "torch_version": torch.__version__,
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -183,7 +177,7 @@ def run_suite(config: dict, log=lambda msg: None) -> tuple[Path, "object", list[
     out.mkdir(parents=True, exist_ok=True)
     records = read_records(out, missing_ok=True)
     done = {r["cell_id"] for r in records if r.get("status") == "ok"}
-    log(f"fairbench: {len(cells)} cells on {_device_label(device)}; results in {out}")
+    log(f"fairbench: {len(cells)} cells on {device_label(device)}; results in {out}")
     failures: list[str] = []
 
     for cell in progress(cells, desc="cells", leave=True):
@@ -193,19 +187,20 @@ def run_suite(config: dict, log=lambda msg: None) -> tuple[Path, "object", list[
                         "method": {"id": cell.method, "hparams": cell.hparams}, "net": cell.net,
                         "ipc": cell.ipc, "seed": cell.seed, "evaluator": spec, "num_eval": config["num_eval"],
                         "suite": config["suite"]}
-            cell_id = _digest(resolved)
+            cell_id = digest(resolved)
             if cell_id not in done:
                 pending.append((spec, resolved, cell_id))
         if not pending:
             continue
         splits = datasets[cell.dataset]
         try:
-            syn, stats = _distill(cell, splits, device, out, config)
+            syn, stats, synset = _distill(cell, splits, device, out, config)
         except DistillationDiverged as error:
             failures.append(f"{cell.label}: {error}")
             log(f"fairbench: cell failed, the suite goes on: {cell.label}: {error}")
             for spec, resolved, cell_id in pending:
-                record = _record(cell, spec, device, cell_id, resolved, status="failed", reason=str(error))
+                record = _record(cell, spec, device, cell_id, resolved, config, status="failed",
+                                 reason=str(error))
                 append_record(out, record)
                 records.append(record)
             continue
@@ -215,8 +210,8 @@ def run_suite(config: dict, log=lambda msg: None) -> tuple[Path, "object", list[
             evaluation = evaluate_synthetic(syn, splits.test, spec, eval_seeds, device, progress=progress,
                                             ensemble=config["ensemble"])
             eval_s = time.perf_counter() - start
-            record = _record(cell, spec, device, cell_id, resolved, status="ok", eval_seeds=eval_seeds,
-                             metrics=_metrics(evaluation.runs), **stats, eval_s=eval_s,
+            record = _record(cell, spec, device, cell_id, resolved, config, status="ok", eval_seeds=eval_seeds,
+                             metrics=_metrics(evaluation.runs), **stats, synset=synset, eval_s=eval_s,
                              eval_path=evaluation.path, eval_path_reason=evaluation.reason)
             append_record(out, record)
             records.append(record)

@@ -34,7 +34,9 @@ def _overheads(records: list[dict]) -> dict[tuple, float]:
     """(dataset, ipc, method) → iteration time over the base's, averaged over the devices that ran both."""
     times: dict[tuple, list[float]] = defaultdict(list)
     for record in records:
-        times[(record["dataset"], record["ipc"], record["device"], record["method"])].append(record["iter_ms"])
+        if record.get("iter_ms") is not None:   # None: a reused set measured on another device
+            key = (record["dataset"], record["ipc"], record.get("timing_device", record["device"]), record["method"])
+            times[key].append(record["iter_ms"])
     ratios: dict[tuple, list[float]] = defaultdict(list)
     for (dataset, ipc, device, method), values in times.items():
         base = times.get((dataset, ipc, device, method.partition("+")[0]))
@@ -52,16 +54,17 @@ def leaderboard_frame(records: list[dict]) -> pd.DataFrame:
                                 {"runs": {m: [] for m in METRICS}, "distill_s": [], "iter_ms": []})
         for metric in METRICS:
             row["runs"][metric] += record["metrics"][metric]["runs"]
-        row["distill_s"].append(record["distill_s"])
-        row["iter_ms"].append(record["iter_ms"])
+        if record.get("iter_ms") is not None:
+            row["distill_s"].append(record["distill_s"])
+            row["iter_ms"].append(record["iter_ms"])
     rows = []
     for key, row in pooled.items():
         out = dict(zip(KEYS, key))
         for metric, runs in row["runs"].items():
             out[metric] = float(np.mean(runs))
             out[f"{metric}_std"] = float(np.std(runs))
-        out["distill_s"] = float(np.mean(row["distill_s"]))
-        out["iter_ms"] = float(np.mean(row["iter_ms"]))
+        out["distill_s"] = float(np.mean(row["distill_s"])) if row["distill_s"] else float("nan")
+        out["iter_ms"] = float(np.mean(row["iter_ms"])) if row["iter_ms"] else float("nan")
         out["overhead"] = overheads.get((out["dataset"], out["ipc"], out["method"]), float("nan"))
         out["runs"] = len(row["runs"]["acc"])
         rows.append(out)
