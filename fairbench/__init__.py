@@ -11,6 +11,8 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "register_variant": "fairbench.distill.aggregation",
     "MatchingTerms": "fairbench.distill.aggregation",
+    "matching_terms": "fairbench.distill.aggregation",
+    "ClassSampler": "fairbench.distill.sampling",
     "register_base": "fairbench.distill",
     "Distiller": "fairbench.distill.base",
     "DistillContext": "fairbench.distill.base",

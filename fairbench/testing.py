@@ -243,8 +243,8 @@ def check_method(method_id: str, *, overrides: dict | None = None, ipc: int = 2,
     clause("shape, dtype, device and labels", _result_problem(first, train, ipc, device))
     finite = all(bool(torch.isfinite(t).all()) for t in (first.images.detach(),) if t.is_floating_point())
     clause("finite", None if finite else "the synthetic images hold NaN or infinite values")
-    same = (first.images.shape == second.images.shape and torch.equal(first.images.detach(), second.images.detach())
-            and torch.equal(first.labels, second.labels))
+    same = (first.images.shape == second.images.shape and torch.equal(first.labels, second.labels)
+            and torch.allclose(first.images.detach(), second.images.detach(), rtol=0, atol=0, equal_nan=True))
     clause("same seed, same set", None if same else "two runs with the same seed gave different images")
     leak = ("the distiller read the test split" if test.touched else
             "a synthetic image is a copy of a test image" if _copies_test(first, test) else None)
