@@ -48,8 +48,8 @@ def _checked(key: str, value, default, minimum):
     items = value if isinstance(default, list) else [value]
     if isinstance(default, list) and not items:
         raise FairbenchError(f"{key} must not be empty")
-    example = default[0] if isinstance(default, list) and default and key not in ("plugins", "include_path") else None
-    checked = [coerce_like(f"bench setting {key}", v, example if isinstance(default, list) else default) for v in items]
+    checked = [coerce_like(f"bench setting {key}", v, default[0] if isinstance(default, list) else default)
+               for v in items]
     if minimum is not None:
         for v in checked:
             if v < minimum:
@@ -71,7 +71,7 @@ def resolve_bench_config(args: list[str]) -> dict:
     if config["methods"] is None:
         config["methods"] = [m for m in method_ids() if "+" in m]   # each variant; its base is timed beside it
     for key, (default, minimum, _) in BENCH_SETTINGS.items():
-        if key in ("methods", "distill", "device"):
+        if key in ("methods", "distill", "device", "plugins", "include_path"):   # checked where used
             continue
         config[key] = _checked(key, config[key], default, minimum)
     if not isinstance(config["methods"], list):

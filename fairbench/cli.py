@@ -72,12 +72,14 @@ def _log(msg: str) -> None:
 
 def _prepare(args) -> int:
     from .config import resolve_run_config
+    from .distill import BASES
     from .prepare import has_prepare, prepare_run
 
     config = resolve_run_config(args.overrides)
-    if getattr(args, "dataset", None):        # the `experts DATASET` alias
+    if getattr(args, "dataset", None):        # the `experts DATASET` alias: every base with a step
         config["datasets"] = [args.dataset]
-        config["methods"] = [m for m in config["methods"] if has_prepare(m)] or ["mtt"]
+        config["methods"] = ([m for m in config["methods"] if has_prepare(m)]
+                             or [b for b in BASES.names() if has_prepare(b)])
     done = prepare_run(config, log=_log)
     for line in done:
         print(line)
