@@ -261,20 +261,22 @@ def test_the_example_plugin_runs_through_every_command(installed_example):
     out = tmp / "out"
     script = textwrap.dedent(f"""
         from fairbench.cli import main
-        codes = [main(["list", "methods"]), main(["check-method", "dm+sqrt"]), main(["check-method", "pixel+fairdd"]),
-                 main(["run", "--dry-run", "methods=[dm+sqrt,pixel]"]),
+        codes = [main(["list", "methods"]), main(["check-method", "dm+sqrt"]),
+                 main(["run", "--dry-run", "methods=[dm+sqrt,pixel]", "suite=cmnist", "data_root=nowhere"]),
                  main(["run", "methods=[dm+sqrt,pixel+sqrt]", "ipc=[2]", "num_eval=1", "eval.epochs=1",
                        "distill.iterations=2", "distill.real_batch=8", "models.convnet.width=4", "out={out}"])]
         print("codes", codes)
     """)
     proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp, capture_output=True, text=True,
                           timeout=300)
-    assert proc.returncode == 0 and "codes [0, 0, 0, 0, 0]" in proc.stdout, proc.stderr[-2000:]
+    assert proc.returncode == 0 and "codes [0, 0, 0, 0]" in proc.stdout, proc.stderr[-2000:]
     table = proc.stdout.split("dm+sqrt passes check-method")[0]
     listed = {line.split()[0]: line for line in table.splitlines()[2:]}
     assert "fairbench-sqrt 0.1.0" in listed["dm+sqrt"] and "built-in" in listed["dm+fairdd"]
     assert {"mtt+sqrt", "pixel", "pixel+cobra"} <= set(listed) and "pixel+wbary" not in listed
     assert "dm+sqrt passes check-method" in proc.stdout
+    plan = proc.stdout.split("suite cmnist: 2 cells")[1]
+    assert "pixel" in plan and "200" in plan and "fairbench-sqrt 0.1.0 sha256:" in plan   # pixel.yaml's iterations
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert {r["method"] for r in records} == {"dm+sqrt", "pixel+sqrt"} and {r["status"] for r in records} == {"ok"}
     for record in records:
