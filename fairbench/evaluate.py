@@ -44,9 +44,9 @@ def register_evaluator(name: str, *, model: dict | None = None, train: dict | No
     def decorate(fn):
         MODEL_BUILDERS.add(name, fn, source_of(fn))
         protocol = dict(entry("evaluators", "convnet")["train"])
-        add_entry("evaluators", name, {"description": description or (fn.__doc__ or "").strip().split("\n")[0],
-                                       "arch": name, "model": dict(model or {}), "train": {**protocol, **(train or {})}},
-                  source_of(fn))
+        about = description or (fn.__doc__ or "").strip().split("\n")[0]
+        add_entry("evaluators", name, {"description": about, "arch": name, "model": dict(model or {}),
+                                       "train": {**protocol, **(train or {})}}, source_of(fn))
         return fn
 
     return decorate

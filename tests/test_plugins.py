@@ -225,7 +225,8 @@ def test_a_plugin_dataset_and_evaluator(isolated_registries, tmp_path, capsys):
 
     @fairbench.register_evaluator("linear", model={"bias": True})
     def linear(in_channels, num_classes, image_size, bias):
-        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(in_channels * image_size ** 2, num_classes, bias=bias))
+        inputs = in_channels * image_size ** 2
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(inputs, num_classes, bias=bias))
     ''')
     assert main(["data", "tiny", f"plugins=[{path}]"]) == 0
     assert "train: 72 samples" in capsys.readouterr().out
@@ -262,7 +263,7 @@ def test_the_example_plugin_runs_through_every_command(installed_example):
     script = textwrap.dedent(f"""
         from fairbench.cli import main
         codes = [main(["list", "methods"]), main(["check-method", "dm+sqrt"]),
-                 main(["run", "--dry-run", "methods=[dm+sqrt,pixel]", "suite=cmnist", "data_root=nowhere"]),
+                 main(["run", "--dry-run", "methods=[dm+sqrt,pixel]", "suite=cmnist", "ipc=[10]", "data_root=nowhere"]),
                  main(["run", "methods=[dm+sqrt,pixel+sqrt]", "ipc=[2]", "num_eval=1", "eval.epochs=1",
                        "distill.iterations=2", "distill.real_batch=8", "models.convnet.width=4", "out={out}"])]
         print("codes", codes)

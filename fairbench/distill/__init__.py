@@ -168,8 +168,9 @@ def _check_ipc_table(method_id: str, base: str, ipc: int, overrides: dict) -> No
         given |= set(overrides.get(scope) or {}) if isinstance(overrides.get(scope), dict) else set()
     missing = [k for k in required if k not in given]
     if missing:
-        raise FairbenchError(f"method '{method_id}' has no settings for ipc={ipc} (its ipc table: "
-                             f"{', '.join(map(str, sorted(table)))}); give {' and '.join(f'distill.{k}' for k in missing)}")
+        listed = ", ".join(map(str, sorted(table)))
+        give = " and ".join(f"distill.{k}" for k in missing)
+        raise FairbenchError(f"method '{method_id}' has no settings for ipc={ipc} (its ipc table: {listed}); give {give}")
 
 
 def check_method(method_id: str, ipc: int, hparams: dict, overrides: dict) -> None:

@@ -6,9 +6,10 @@ embeddings. Two kinds share that interface:
 - :class:`MeanTarget` (every mean variant: vanilla, fairdd, cobra, a plugin's): the variant's
   weighted means (``matching_terms``) and a distance between each term and the synthetic mean,
   summed over the terms present.
-- :class:`BarycenterTarget` (``wbary``, the built-in distribution variant, registered here): per class, the free-support 2-Wasserstein barycenter, equal
-  group weights, of the groups' embedding clouds, with as many support points as the class has
-  synthetic images; the loss is the entropic transport cost from the synthetic embeddings to it.
+- :class:`BarycenterTarget` (``wbary``, the built-in distribution variant, registered here): per
+  class, the free-support 2-Wasserstein barycenter, equal group weights, of the groups' embedding
+  clouds, with as many support points as the class has synthetic images; the loss is the entropic
+  transport cost from the synthetic embeddings to it.
 """
 
 from __future__ import annotations

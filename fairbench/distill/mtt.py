@@ -93,7 +93,6 @@ class TrajectoryMatching(Distiller):
         return f"{folder}: {made} expert trajectories trained, {hp['num_experts'] - made} reused"
 
     def check_ready(self, train: GroupDataset, ctx: DistillContext) -> None:
-        self.check_hparams(self.method_id, self.hparams)
         check_experts(self.expert_folder(train, ctx), self.hparams["num_experts"], self.method_id,
                       ctx.provenance["dataset"])
 
