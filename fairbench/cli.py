@@ -186,8 +186,8 @@ def _shown(value) -> str:
         return "[" + ",".join(map(str, value)) + "]"
     if value is None:
         return "none"
-    if value == {}:
-        return "{}"
+    if value in ({}, ""):
+        return "{}" if value == {} else '""'
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 

@@ -287,7 +287,8 @@ def test_the_example_plugin_runs_through_every_command(installed_example):
     assert (out / "leaderboard.md").read_text().count("sqrt") >= 2
 
 
-def test_the_sqrt_variant_weights_groups_by_the_root_of_their_size(installed_example, monkeypatch):
+def test_the_sqrt_variant_weights_groups_by_the_root_of_their_size(installed_example, monkeypatch,
+                                                                   isolated_registries):
     _, target = installed_example
     monkeypatch.syspath_prepend(str(target))
     from fairbench_sqrt import sqrt_weights
