@@ -232,7 +232,7 @@ def test_a_plugin_dataset_and_evaluator(isolated_registries, tmp_path, capsys):
     assert "train: 72 samples" in capsys.readouterr().out
     assert main(["run", "--dry-run", "datasets=[tiny]", "evaluators=[linear]", "dataset.seed=11",
                  f"plugins=[{path}]"]) == 2
-    assert "seed=11 is out of range" in capsys.readouterr().err
+    assert "seed must lie in [0, 10], got 11" in capsys.readouterr().err
     out = tmp_path / "out"
     assert main(["run", "datasets=[tiny]", "evaluators=[linear]", "methods=[random]", "ipc=[2]", "num_eval=1",
                  "eval.epochs=1", f"out={out}", f"plugins=[{path}]"]) == 0

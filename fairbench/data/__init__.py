@@ -57,7 +57,7 @@ def _check_range(name: str, key: str, value, interval: str) -> None:
         return
     inside = (value > low or (left == "[" and value == low)) and (value < high or (right == "]" and value == high))
     if not inside:
-        raise FairbenchError(f"dataset '{name}': {key}={value} is out of range; it must lie in {interval}")
+        raise FairbenchError(f"dataset '{name}': {key} must lie in {interval}, got {value}")
 
 
 def dataset_params(name: str, overrides: dict | None = None) -> dict:
