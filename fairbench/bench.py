@@ -3,7 +3,8 @@
 Everything runs in one process on one device, on a synthetic group-labelled dataset (timings do
 not depend on image content), so the ratios compare like with like: for each IPC and group count,
 each base and its variants are warmed up, then timed in turn, ``repeats`` times, and the median
-iteration time is kept. MTT reads fake expert trajectories written to a temporary folder.
+iteration time is kept. A base with a preparation step (MTT's experts) prepares stand-ins whose
+values do not matter, in a temporary folder.
 """
 
 from __future__ import annotations
@@ -14,28 +15,48 @@ from pathlib import Path
 
 import torch
 
-from .config import merge_settings, parse_overrides
+from .config import activate_plugins, check_device, merge_settings, parse_overrides
 from .data import GroupDataset
 from .distill import DistillContext, build_distiller, method_hparams, method_ids, parse_method
-from .distill.experts import missing_experts
 from .errors import FairbenchError, unknown_choice
 from .harness import resolve_device
 from .models import build_model
+from .overrides import coerce_like
 
-BENCH_DEFAULTS: dict = {
-    "device": "auto",
-    "ipc": [10, 50],
-    "groups": [2, 10],
-    "methods": [m for m in method_ids() if "+" in m],   # each variant; its base is timed beside it
-    "iterations": 3,       # timed iterations per run
-    "warmup": 1,           # untimed iterations before each run
-    "repeats": 3,          # runs per method; the median is kept
-    "classes": 10,
-    "per_class": 300,      # real images per class of the synthetic dataset
-    "image_size": 32,
-    "width": 128,          # ConvNet width (the protocol's)
-    "distill": {},         # method hyperparameters, e.g. distill.real_batch=64 distill.outer_loop=2
+# Every setting: (default, smallest valid value or None, what it sets). ``bench --help`` prints it.
+BENCH_SETTINGS: dict[str, tuple[object, int | None, str]] = {
+    "device": ("auto", None, "auto, cpu, cuda, cuda:N or mps"),
+    "ipc": ([10, 50], 1, "images per class"),
+    "groups": ([2, 10], 1, "groups of the synthetic dataset"),
+    "methods": (None, None, "variant ids to time, each beside its base (default: every base+variant)"),
+    "iterations": (3, 1, "timed iterations per run"),
+    "warmup": (1, 0, "untimed iterations before each run"),
+    "repeats": (3, 1, "runs per method; the median is kept"),
+    "classes": (10, 1, "classes of the synthetic dataset"),
+    "per_class": (300, 1, "real images per class of the synthetic dataset"),
+    "image_size": (32, 8, "image side in pixels"),
+    "width": (128, 1, "ConvNet width (the protocol's 128)"),
+    "plugins": ([], None, "plugin modules or .py files to import"),
+    "include_path": ([], None, "extra folders holding registry/ and suites/ folders"),
+    "distill": ({}, None, "method hyperparameters, e.g. distill.real_batch=64 distill.outer_loop=2"),
 }
+BENCH_DEFAULTS: dict = {key: default for key, (default, _, _) in BENCH_SETTINGS.items()}
+
+
+def _checked(key: str, value, default, minimum):
+    """One setting in the type of its default, and at least ``minimum``."""
+    items = value if isinstance(default, list) else [value]
+    if isinstance(default, list) and not items:
+        raise FairbenchError(f"{key} must not be empty")
+    checked = [coerce_like(f"bench setting {key}", v, default[0] if isinstance(default, list) else default)
+               for v in items]
+    if minimum is not None:
+        for v in checked:
+            if v < minimum:
+                raise FairbenchError(f"bench setting {key}={v} is invalid; it must be at least {minimum}")
+    if isinstance(default, list) and len(set(map(str, checked))) < len(checked):
+        raise FairbenchError(f"bench setting {key} lists a value more than once")
+    return checked if isinstance(default, list) else checked[0]
 
 
 def resolve_bench_config(args: list[str]) -> dict:
@@ -46,11 +67,22 @@ def resolve_bench_config(args: list[str]) -> dict:
     unknown = set(config) - set(BENCH_DEFAULTS)
     if unknown:
         raise unknown_choice("bench setting", sorted(unknown)[0], BENCH_DEFAULTS)
-    for key in ("ipc", "groups", "methods"):
-        if not isinstance(config[key], list):
-            config[key] = [config[key]]
+    activate_plugins(config)
+    if config["methods"] is None:
+        config["methods"] = [m for m in method_ids() if "+" in m]   # each variant; its base is timed beside it
+    for key, (default, minimum, _) in BENCH_SETTINGS.items():
+        if key in ("methods", "distill", "device", "plugins", "include_path"):   # checked where used
+            continue
+        config[key] = _checked(key, config[key], default, minimum)
+    if not isinstance(config["methods"], list):
+        config["methods"] = [config["methods"]]
     for method in config["methods"]:
         parse_method(method)
+    if not isinstance(config["distill"], dict):
+        raise FairbenchError(f"distill takes key=value settings (distill.KEY=VALUE), got {config['distill']!r}")
+    if not isinstance(config["device"], str):
+        raise FairbenchError(f"device must be a string, got {config['device']!r}")
+    check_device(config["device"])
     return config
 
 
@@ -65,23 +97,11 @@ def synthetic_dataset(classes: int, groups: int, per_class: int, size: int, devi
                         (0.5,) * 3, (0.5,) * 3).to(device)
 
 
-def _fake_experts(distiller, train: GroupDataset, ctx: DistillContext) -> None:
-    """Random-walk trajectories where MTT looks for its experts (their values do not matter here)."""
-    hp = distiller.hparams
-    folder = distiller.expert_folder(train, ctx)
-    folder.mkdir(parents=True, exist_ok=True)
-    start = torch.nn.utils.parameters_to_vector(ctx.make_net().parameters()).detach()
-    for path in missing_experts(folder, hp["num_experts"]):
-        steps = 1e-3 * torch.randn(hp["trajectory_epochs"], len(start))
-        torch.save(torch.cat([start.unsqueeze(0), start + steps.cumsum(0)]), path)
-
-
 def _time(method: str, train: GroupDataset, ipc: int, ctx: DistillContext, config: dict) -> tuple[float, float]:
     """(iteration ms, target-building ms) of ``warmup`` untimed then ``iterations`` timed iterations."""
     hparams = method_hparams(method, "", ipc, {**config["distill"], "iterations": config["warmup"]})
     warm = build_distiller(method, hparams)
-    if parse_method(method)[0] == "mtt":
-        _fake_experts(warm, train, ctx)
+    warm.prepare(train, ctx, stand_in=True)
     if config["warmup"]:
         warm.distill(train, ipc, ctx)
     timed = build_distiller(method, {**hparams, "iterations": config["iterations"]})

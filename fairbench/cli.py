@@ -1,11 +1,13 @@
 """The ``fairbench`` command line.
 
     fairbench run [suite=NAME] [key=value ...] [--dry-run]
-    fairbench experts DATASET [suite=NAME] [key=value ...]
+    fairbench prepare [suite=NAME] [key=value ...]      (alias: experts DATASET ...)
+    fairbench check-method ID [plugins=[...]] [distill.KEY=VALUE ...]
     fairbench bench overhead [key=value ...]
-    fairbench list {suites,datasets,methods,evaluators}
+    fairbench list {suites,datasets,methods,evaluators} [plugins=[...]] [include_path=[...]]
     fairbench data NAME [key=value ...] [--json]
     fairbench leaderboard OUT
+    fairbench --version
 
 Bad input of any kind prints one ``fairbench: error: ...`` line and exits with code 2. A run in
 which some cells failed (a diverging distillation) names them and exits with code 1.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import __version__
 from .errors import FairbenchError
 
 
@@ -27,7 +30,9 @@ def _run(args) -> int:
 
     config = resolve_run_config(args.overrides)
     if args.dry_run:
-        print(describe_plan(config, make_plan(config)))
+        cells = make_plan(config)
+        _check_data_if_present(config, cells)
+        print(describe_plan(config, cells))
         return 0
     out, frame, failures = run_suite(config, log=_log)
     print(render_report(frame))
@@ -41,21 +46,68 @@ def _run(args) -> int:
     return 0
 
 
+def _check_data_if_present(config: dict, cells) -> None:
+    """``--dry-run``: the checks that need the data (IPC against class sizes, IDC's factor), for
+    every dataset whose files are at hand; the others are named."""
+    from .data import load_dataset
+    from .errors import DataNotFoundError
+    from .plan import check_cells_data
+
+    trains, absent = {}, []
+    for name in config["datasets"]:
+        params = next(c.dataset_params for c in cells if c.dataset == name)
+        try:
+            trains[name] = load_dataset(name, config["data_root"], params).train
+        except DataNotFoundError:
+            absent.append(name)
+    check_cells_data(cells, trains)
+    if absent:
+        _log(f"fairbench: dry run: {', '.join(absent)} not in {config['data_root']}; "
+             f"IPC and image-size checks for them wait for the data")
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def _experts(args) -> int:
+def _prepare(args) -> int:
     from .config import resolve_run_config
-    from .harness import make_experts_for
+    from .distill import BASES
+    from .prepare import has_prepare, prepare_run
 
     config = resolve_run_config(args.overrides)
-    config["datasets"] = [args.dataset]
-    mtt = [m for m in config["methods"] if m.partition("+")[0] == "mtt"]
-    config["methods"] = mtt or ["mtt"]
-    for folder, made in make_experts_for(config, log=_log):
-        print(f"{folder}: {made} trained, the rest reused")
+    if getattr(args, "dataset", None):        # the `experts DATASET` alias: every base with a step
+        config["datasets"] = [args.dataset]
+        config["methods"] = ([m for m in config["methods"] if has_prepare(m)]
+                             or [b for b in BASES.names() if has_prepare(b)])
+    done = prepare_run(config, log=_log)
+    for line in done:
+        print(line)
+    if not done:
+        print("nothing to prepare: no method of this run has a preparation step")
     return 0
+
+
+def _check_method(args) -> int:
+    from .config import activate_plugins, check_device, merge_settings, parse_overrides
+    from .errors import FairbenchError as Error
+    from .testing import check_method
+
+    suite, dotlist = parse_overrides(args.overrides)
+    if suite != "quickstart":
+        raise Error("check-method takes no suite=; it runs on its own tiny dataset")
+    settings = merge_settings({"plugins": [], "include_path": [], "distill": {}, "device": "cpu", "ipc": 2,
+                               "seed": 0}, dotlist=dotlist)
+    unknown = set(settings) - {"plugins", "include_path", "distill", "device", "ipc", "seed"}
+    if unknown:
+        raise Error(f"check-method takes plugins=, include_path=, distill.KEY=, device=, ipc=, seed=; "
+                    f"not {sorted(unknown)[0]}")
+    activate_plugins(settings)
+    check_device(settings["device"])
+    report = check_method(args.method, overrides=settings["distill"], ipc=settings["ipc"], seed=settings["seed"],
+                          device=settings["device"] if settings["device"] != "auto" else "cpu")
+    print(report)
+    return 0 if report.ok else 1
 
 
 def _bench(args) -> int:
@@ -71,31 +123,36 @@ def _bench(args) -> int:
 def _list(args) -> int:
     from tabulate import tabulate
 
-    from .config import load_suite, suite_names
+    from .config import activate_plugins, load_suite, merge_settings, parse_overrides, suite_names
     from .data import dataset_names
     from .distill import describe, method_ids
     from .evaluate import evaluator_names
     from .registry import entry
 
+    _, dotlist = parse_overrides(args.overrides)
+    settings = merge_settings({"plugins": [], "include_path": []}, dotlist=dotlist)
+    if set(settings) - {"plugins", "include_path"}:
+        raise FairbenchError("list takes only plugins=[...] and include_path=[...]")
+    activate_plugins(settings)
     if args.what == "suites":
         rows = [(name, load_suite(name).get("description", "")) for name in suite_names()]
     elif args.what == "datasets":
         rows = [(name, entry("datasets", name).get("description", "")) for name in dataset_names()]
     elif args.what == "methods":
-        rows = [(m, describe(m)) for m in method_ids()]
+        from .plan import provenance_label
+        rows = [(m, describe(m), provenance_label(m)) for m in method_ids()]
     else:
         rows = [(name, entry("evaluators", name.partition(":")[0]).get("description", ""))
                 for name in evaluator_names()]
-    print(tabulate(rows, headers=[args.what[:-1], "description"]))
+    print(tabulate(rows, headers=[args.what[:-1], "description", "provenance"][:len(rows[0]) if rows else 2]))
     return 0
 
 
 def _data(args) -> int:
-    from .config import RUN_DEFAULTS
     from .data import load_dataset
     from .data.card import card_json, card_text, parse_settings
 
-    data_root, download, params = parse_settings(args.overrides, RUN_DEFAULTS["data_root"])
+    data_root, download, params = parse_settings(args.overrides)
     splits = load_dataset(args.name, data_root, params, download=download)
     print(card_json(splits) if args.json else card_text(splits))
     return 0
@@ -109,23 +166,72 @@ def _leaderboard(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fairbench", description="Benchmark suite for fair dataset distillation.")
-    commands = parser.add_subparsers(dest="command", required=True)
+class _Parser(argparse.ArgumentParser):
+    """Every usage error, of the top command or a sub-command, reads ``fairbench: error: ...``."""
 
-    run = commands.add_parser("run", help="run a suite (default: quickstart) and print its leaderboard")
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"fairbench: error: {message}\n")
+
+
+def _keys_help(title: str, rows) -> str:
+    """A ``--help`` epilog listing settings with their defaults."""
+    width = max(len(k) for k, _, _ in rows)
+    lines = [f"  {k:<{width}}  {text} (default: {_shown(d)})" for k, d, text in rows]
+    return f"{title}:\n" + "\n".join(lines)
+
+
+def _shown(value) -> str:
+    if isinstance(value, list):
+        return "[" + ",".join(map(str, value)) + "]"
+    if value is None:
+        return "none"
+    if value in ({}, ""):
+        return "{}" if value == {} else '""'
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .bench import BENCH_SETTINGS
+    from .config import RUN_KEYS
+
+    parser = _Parser(prog="fairbench", description="Benchmark suite for fair dataset distillation.")
+    parser.add_argument("--version", action="version", version=f"fairbench {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run_keys = _keys_help("run keys (key=value; nested keys dotted, values YAML)",
+                          [("suite", "quickstart", "a suite name (fairbench list suites) or a .yaml path")]
+                          + [(k, d, t) for k, (d, t) in RUN_KEYS.items()])
+    formatter = argparse.RawDescriptionHelpFormatter
+
+    run = commands.add_parser("run", help="run a suite (default: quickstart) and print its leaderboard",
+                              epilog=run_keys, formatter_class=formatter)
     run.add_argument("overrides", nargs="*", metavar="key=value",
                      help="suite=NAME and settings such as ipc=[10,50] methods=[dm,dm+cobra] device=cuda")
-    run.add_argument("--dry-run", action="store_true", help="print the plan of cells and exit")
+    run.add_argument("--dry-run", action="store_true", help="check everything, print the plan of cells and exit")
     run.set_defaults(handler=_run)
 
-    experts = commands.add_parser("experts", help="train and cache the expert trajectories MTT cells need")
+    prepare = commands.add_parser("prepare", help="run the preparation steps a run's cells need (MTT's experts)",
+                                  epilog=run_keys, formatter_class=formatter)
+    prepare.add_argument("overrides", nargs="*", metavar="key=value", help="the run's settings, as for run")
+    prepare.set_defaults(handler=_prepare)
+
+    experts = commands.add_parser("experts", help="alias of prepare for one dataset's MTT expert trajectories")
     experts.add_argument("dataset", help="the dataset to train experts on, e.g. cmnist-mini")
     experts.add_argument("overrides", nargs="*", metavar="key=value",
                          help="the run's settings: suite=NAME, methods=[mtt,mtt+fairdd], distill.num_experts=5, ...")
-    experts.set_defaults(handler=_experts)
+    experts.set_defaults(handler=_prepare)
 
-    bench = commands.add_parser("bench", help="measure the cost of fairness: every variant's iteration time over its base's")
+    check = commands.add_parser("check-method", help="check a method's contract on a tiny dataset, on the CPU",
+                                description="Exit 0 when every clause passes, 1 naming each failed clause.")
+    check.add_argument("method", help="a method id, base or base+variant (fairbench list methods)")
+    check.add_argument("overrides", nargs="*", metavar="key=value",
+                       help="plugins=[...] include_path=[...] distill.KEY=VALUE ipc=2 seed=0")
+    check.set_defaults(handler=_check_method)
+
+    bench = commands.add_parser(
+        "bench", help="measure the cost of fairness: every variant's iteration time over its base's",
+        epilog=_keys_help("settings (key=value)", [(k, d, t) for k, (d, _, t) in BENCH_SETTINGS.items()]),
+        formatter_class=formatter)
     bench.add_argument("what", choices=["overhead"])
     bench.add_argument("overrides", nargs="*", metavar="key=value",
                        help="device=cuda ipc=[10,50] groups=[2,10] methods=[dm+wbary] width=32 distill.real_batch=64 ...")
@@ -133,12 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("list", help="list suites, datasets, methods or evaluators")
     listing.add_argument("what", choices=["suites", "datasets", "methods", "evaluators"])
+    listing.add_argument("overrides", nargs="*", metavar="key=value", help="plugins=[...] include_path=[...]")
     listing.set_defaults(handler=_list)
 
     data = commands.add_parser("data", help="print a dataset's card: its samples per (class, group) cell in each split")
     data.add_argument("name", help="a dataset name (fairbench list datasets)")
     data.add_argument("overrides", nargs="*", metavar="key=value",
-                      help="data_root=DIR, download=true, and dataset parameters such as rho=0.95 or target=Blond_Hair")
+                      help="data_root=DIR, download=true, plugins=[...], and dataset parameters such as rho=0.95")
     data.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     data.set_defaults(handler=_data)
 

@@ -1,8 +1,14 @@
-"""Run configuration: a suite file from ``suites/`` merged with ``key=value`` overrides.
+"""Run configuration: a suite file merged with ``key=value`` overrides, resolved and checked once.
 
 Overrides use dotted keys for nesting and YAML for values (``ipc=[10,50]``,
-``distill.iterations=100``, ``dataset.rho=0.95``); the merge is OmegaConf's. The result is checked
-here, before anything runs, so a typo costs a second, not a half-finished suite.
+``distill.iterations=100``, ``dataset.rho=0.95``); the merge is OmegaConf's. :func:`parse_overrides`
+and :func:`merge_settings` are the one ``key=value`` parser of every command (``run``, ``prepare``,
+``data``, ``bench``, ``check-method``). The result is checked here and in ``plan.make_plan``, before
+anything runs, so a typo costs a second, not a half-finished suite.
+
+Plugins come first: ``plugins=[...]`` and ``include_path=[...]`` given on the command line are
+activated before the suite is looked up (a suite may live in an include_path folder), and those a
+suite file names right after it is read.
 """
 
 from __future__ import annotations
@@ -15,52 +21,74 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .errors import FairbenchError, unknown_choice
-from .paths import SUITES_DIR
+from .paths import suites_dir
+from .registry import include_dirs, read_yaml
 
 DEFAULT_SUITE = "quickstart"
 
-RUN_DEFAULTS: dict = {
-    "description": "",
-    "datasets": ["cmnist-mini"],
-    "methods": ["random", "dm", "dm+fairdd", "dm+cobra"],
-    "ipc": [10],
-    "evaluators": ["convnet"],
-    "seeds": [0],
-    "num_eval": 5,
-    "ensemble": "auto",  # train the num_eval runs as one vectorised ensemble: auto (on GPUs), true, false
-    "device": "auto",
-    "out": None,
-    "data_root": "data",
-    "download": False,  # fetch missing MNIST / Fashion-MNIST / CIFAR-10 files (with checksums)
-    "experts_dir": "experts",  # MTT's expert trajectories, made by `fairbench experts`
-    "dataset": {},   # dataset parameters, e.g. dataset.rho=0.95
-    "distill": {},   # method hyperparameters, e.g. distill.iterations=100
-    "eval": {},      # evaluator training settings, e.g. eval.epochs=300
-    "models": {},    # per-evaluator model settings, e.g. models.convnet.width=64
+# Every run key: (default, what it sets). ``fairbench run --help`` prints this table.
+RUN_KEYS: dict[str, tuple[object, str]] = {
+    "description": ("", "one line about the suite"),
+    "datasets": (["cmnist-mini"], "dataset names (fairbench list datasets)"),
+    "methods": (["random", "dm", "dm+fairdd", "dm+cobra"], "method ids, base or base+variant (fairbench list methods)"),
+    "ipc": ([10], "images per class"),
+    "evaluators": (["convnet"], "evaluator names, or timm:<model>"),
+    "seeds": ([0], "distillation seeds"),
+    "num_eval": (5, "evaluation runs per synthetic set and evaluator"),
+    "ensemble": ("auto", "train the num_eval runs as one vectorised ensemble: auto (on GPUs), true, false"),
+    "device": ("auto", "auto, cpu, cuda, cuda:N or mps"),
+    "out": (None, "the run folder (default runs/<suite>-<time>); an existing one is resumed"),
+    "data_root": ("data", "where dataset files are read from"),
+    "download": (False, "fetch missing MNIST / Fashion-MNIST / CIFAR-10 files (with checksums)"),
+    "experts_dir": ("experts", "where prepare steps cache what they make (MTT's expert trajectories)"),
+    "plugins": ([], "plugin modules or .py files to import: plugins=[mypkg.methods,./mine.py]"),
+    "include_path": ([], "extra folders holding registry/ and suites/ folders"),
+    "dataset": ({}, "dataset parameters, e.g. dataset.rho=0.95"),
+    "distill": ({}, "method hyperparameters, e.g. distill.iterations=100 or distill.dm+cobra.warmup_epochs=2"),
+    "eval": ({}, "evaluator training settings, e.g. eval.epochs=300"),
+    "models": ({}, "per-evaluator model settings, e.g. models.convnet.width=64"),
 }
+RUN_DEFAULTS: dict = {key: default for key, (default, _) in RUN_KEYS.items()}
 _LIST_KEYS = {"datasets": str, "methods": str, "evaluators": str, "ipc": int, "seeds": int}
 _MAPPING_KEYS = ("dataset", "distill", "eval", "models")
 _KEY = re.compile(r"^[A-Za-z_][\w\-]*(\.[\w\-+:]+)*$")
+SUPPORTED_DEVICES = "auto, cpu, cuda, cuda:N, mps"
+
+
+def _suite_folders() -> list[Path]:
+    return [suites_dir(), *(d / "suites" for d in include_dirs())]
 
 
 def suite_names() -> list[str]:
-    return sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
+    return sorted({p.stem for folder in _suite_folders() for p in folder.glob("*.yaml")})
+
+
+def _suite_path(name: str) -> Path:
+    if not isinstance(name, str) or not name:
+        raise FairbenchError(f"suite takes a name or a path to a YAML file, got {name!r}")
+    path = Path(name).expanduser()
+    if path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
+        if not path.is_file():
+            raise FairbenchError(f"suite file not found: {path}")
+        return path
+    for folder in _suite_folders():
+        if (folder / f"{name}.yaml").is_file():
+            return folder / f"{name}.yaml"
+    raise unknown_choice("suite", name, suite_names())
 
 
 def load_suite(name: str) -> dict:
-    """A suite by name (``suites/NAME.yaml``) or by path to a YAML file of the same shape."""
-    path = Path(name)
-    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
-        path = SUITES_DIR / f"{name}.yaml"
-        if not path.is_file():
-            raise unknown_choice("suite", name, suite_names())
-    try:
-        with open(path) as f:
-            suite = yaml.safe_load(f) or {}
-    except yaml.YAMLError as e:
-        raise FairbenchError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    """A suite by name (``suites/NAME.yaml``, or an include_path's) or by path to a YAML file."""
+    path = _suite_path(name)
+    suite = read_yaml(path, "suite file")
+    if suite is None:
+        raise FairbenchError(f"{path}: the suite file is empty; a suite is a mapping of run keys "
+                             f"(see fairbench run --help)")
     if not isinstance(suite, dict):
-        raise FairbenchError(f"{path}: a suite must be a mapping of run keys")
+        raise FairbenchError(f"{path}: a suite must be a mapping of run keys, not {type(suite).__name__}")
+    if "suite" in suite:
+        raise FairbenchError(f"{path}: a suite file cannot name another suite (key 'suite'); "
+                             f"copy the settings it needs")
     return suite
 
 
@@ -78,7 +106,16 @@ def parse_overrides(args: list[str]) -> tuple[str, list[str]]:
     return suite, dotlist
 
 
-def _as_list(key: str, value, kind: type) -> list:
+def merge_settings(*layers: dict, dotlist: list[str]) -> dict:
+    """``layers`` merged in order, then the ``key=value`` overrides, as one plain dict."""
+    try:
+        merged = OmegaConf.merge(*(OmegaConf.create(layer) for layer in layers), OmegaConf.from_dotlist(dotlist))
+        return OmegaConf.to_container(merged, resolve=True)
+    except (OmegaConfBaseException, yaml.YAMLError) as e:
+        raise FairbenchError(f"malformed override in {' '.join(dotlist)}: {str(e).splitlines()[0]}") from None
+
+
+def _as_list(key: str, value, kind: type, unique: bool = True) -> list:
     items = value if isinstance(value, list) else [value]
     if not items:
         raise FairbenchError(f"{key} must not be empty")
@@ -87,7 +124,33 @@ def _as_list(key: str, value, kind: type) -> list:
             raise FairbenchError(f"{key} takes integers, got {item!r}")
         if kind is str and not isinstance(item, str):
             raise FairbenchError(f"{key} takes names, got {item!r}")
+    repeated = sorted({str(i) for i in items if items.count(i) > 1})
+    if unique and repeated:
+        raise FairbenchError(f"{key} lists {', '.join(repeated)} more than once; each cell runs once")
     return items
+
+
+def check_device(name) -> None:
+    """Refuse, before anything runs, a device torch cannot use on this machine."""
+    import torch
+
+    if name == "auto":
+        return
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise FairbenchError(f"unknown device '{name}'; choose from: {SUPPORTED_DEVICES}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise FairbenchError(f"device={name} asked for, but torch sees no CUDA GPU; use device=cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise FairbenchError(f"device={name}: this machine has {torch.cuda.device_count()} CUDA GPUs "
+                                 f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise FairbenchError(f"device={name} asked for, but torch sees no MPS device here; use device=cpu")
+    elif device.type != "cpu":
+        raise FairbenchError(f"device '{name}' is not supported; choose from: {SUPPORTED_DEVICES}")
 
 
 def validate(config: dict) -> dict:
@@ -109,22 +172,26 @@ def validate(config: dict) -> dict:
     for key in ("device", "data_root", "experts_dir"):
         if not isinstance(config[key], str):
             raise FairbenchError(f"{key} must be a string, got {config[key]!r}")
+    for key in ("plugins", "include_path"):
+        config[key] = [] if config[key] in (None, []) else _as_list(key, config[key], str, unique=False)
     if not isinstance(config["download"], bool):
         raise FairbenchError(f"download must be true or false, got {config['download']!r}")
+    check_device(config["device"])
     return config
 
 
-def merge_settings(*layers: dict, dotlist: list[str]) -> dict:
-    """``layers`` merged in order, then the ``key=value`` overrides, as one plain dict."""
-    try:
-        merged = OmegaConf.merge(*(OmegaConf.create(layer) for layer in layers), OmegaConf.from_dotlist(dotlist))
-        return OmegaConf.to_container(merged, resolve=True)
-    except (OmegaConfBaseException, yaml.YAMLError) as e:
-        raise FairbenchError(f"malformed override in {' '.join(dotlist)}: {str(e).splitlines()[0]}") from None
+def activate_plugins(settings: dict) -> None:
+    """Import the plugins and add the include_path folders that ``settings`` names."""
+    from .plugins import activate
+
+    activate(settings.get("plugins") or (), settings.get("include_path") or ())
 
 
 def resolve_run_config(args: list[str]) -> dict:
     """The full, checked run configuration for ``fairbench run ARGS``."""
     suite_name, dotlist = parse_overrides(args)
-    config = merge_settings(RUN_DEFAULTS, load_suite(suite_name), dotlist=dotlist)
-    return validate({k: v for k, v in config.items() if k != "suite"}) | {"suite": suite_name}
+    activate_plugins(merge_settings(dotlist=dotlist))
+    suite = load_suite(suite_name)
+    activate_plugins(suite)
+    config = merge_settings(RUN_DEFAULTS, suite, dotlist=dotlist)
+    return validate(config) | {"suite": suite_name}

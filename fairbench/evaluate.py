@@ -26,13 +26,30 @@ from .distill import SyntheticSet
 from .ensemble import Ensemble, vectorisation_blocker
 from .errors import FairbenchError, first_line, unknown_choice
 from .metrics import group_fairness
-from .models import build_model, check_timm_name
+from .models import MODEL_BUILDERS, build_model, check_timm_name
 from .overrides import apply_overrides
-from .registry import entries, entry
+from .registry import add_entry, entries, entry, source_of
 from .rng import TrainingRNG
 from .train import fit, predict, train_classifier
 
 TIMM_PREFIX = "timm:"
+
+
+def register_evaluator(name: str, *, model: dict | None = None, train: dict | None = None, description: str = ""):
+    """Decorate an architecture builder ``fn(in_channels, num_classes, image_size, **model) -> nn.Module``
+    as evaluator ``name``. ``model`` holds its settings with defaults (``models.NAME.KEY=VALUE``);
+    ``train`` its training settings, the ConvNet evaluator's protocol where not given (``eval.KEY``).
+    The module must have ``embed`` only if a distiller's ``net`` names it."""
+
+    def decorate(fn):
+        MODEL_BUILDERS.add(name, fn, source_of(fn))
+        protocol = dict(entry("evaluators", "convnet")["train"])
+        about = description or (fn.__doc__ or "").strip().split("\n")[0]
+        add_entry("evaluators", name, {"description": about, "arch": name, "model": dict(model or {}),
+                                       "train": {**protocol, **(train or {})}}, source_of(fn))
+        return fn
+
+    return decorate
 
 
 def evaluator_names() -> list[str]:

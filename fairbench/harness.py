@@ -11,13 +11,14 @@ import torch
 
 from . import __version__
 from .data import DatasetSplits, load_dataset
-from .distill import DistillContext, SyntheticSet, build_distiller
-from .distill.experts import make_experts
+from .distill import SyntheticSet, build_distiller
 from .errors import DistillationDiverged, FairbenchError
-from .evaluate import check_fits, evaluate_synthetic, make_model
+from .evaluate import check_fits, evaluate_synthetic
 from .leaderboard import write_leaderboard
 from .metrics import METRICS
-from .plan import Cell, make_plan
+from .plan import Cell, check_cells_data, make_plan
+from .plugins import method_provenance
+from .prepare import cell_context
 from .progress import progress
 from .protocol import digest, protocol_id, protocol_of
 from .provenance import device_label, git_commit, machine_fingerprint
@@ -49,49 +50,13 @@ def _distill_key(cell: Cell) -> dict:
             "hparams": cell.hparams, "net": cell.net, "ipc": cell.ipc, "seed": cell.seed}
 
 
-def _context(cell: Cell, train, device: torch.device, config: dict) -> DistillContext:
-    net_spec = cell.net
-    return DistillContext(
-        device=device,
-        make_net=(lambda: make_model(net_spec, train.image_shape, train.num_classes)) if net_spec else None,
-        progress=progress,
-        experts_dir=Path(config["experts_dir"]),
-        provenance={"dataset": cell.dataset, "dataset_params": cell.dataset_params, "net": net_spec},
-    )
-
-
 def check_cells_ready(cells: list[Cell], datasets: dict, device: torch.device, config: dict) -> None:
-    """Fail before anything runs when a cell needs something the run cannot make (MTT's experts)."""
+    """Fail before anything runs when a cell's data cannot serve it or it needs something the run
+    does not make (what ``fairbench prepare`` makes)."""
+    check_cells_data(cells, {name: splits.train for name, splits in datasets.items()})
     for cell in cells:
         train = datasets[cell.dataset].train
-        build_distiller(cell.method, cell.hparams).check_ready(train, _context(cell, train, device, config))
-
-
-def make_experts_for(config: dict, log=lambda msg: None) -> list[tuple[Path, int]]:
-    """Train the expert trajectories every MTT cell of ``config`` needs; return (folder, made) per set.
-
-    Cells that would train identical experts share one folder, so each set is made once.
-    """
-    cells = [c for c in make_plan(config) if c.method.partition("+")[0] == "mtt"]
-    device = resolve_device(config["device"])
-    made, seen, trains = [], set(), {}
-    for cell in cells:
-        if cell.dataset not in trains:
-            splits = load_dataset(cell.dataset, config["data_root"], cell.dataset_params,
-                                  download=config["download"])
-            trains[cell.dataset] = splits.train.to(device)
-        train = trains[cell.dataset]
-        distiller = build_distiller(cell.method, cell.hparams)
-        context = _context(cell, train, device, config)
-        folder = distiller.expert_folder(train, context)
-        if folder in seen:
-            continue
-        seen.add(folder)
-        log(f"fairbench: {cell.method} on {cell.dataset}: {cell.hparams['num_experts']} experts in {folder}")
-        count = make_experts(folder, cell.hparams["num_experts"], train, distiller.balance(train),
-                             cell.hparams, context.make_net, device, progress)
-        made.append((folder, count))
-    return made
+        build_distiller(cell.method, cell.hparams).check_ready(train, cell_context(cell, train, device, config))
 
 
 def _distill(cell: Cell, splits: DatasetSplits, device: torch.device, out: Path,
@@ -113,7 +78,7 @@ def _distill(cell: Cell, splits: DatasetSplits, device: torch.device, out: Path,
     torch.manual_seed(cell.seed)
     train = splits.train.to(device)
     distiller = build_distiller(cell.method, cell.hparams)
-    syn = distiller.distill(train, cell.ipc, _context(cell, train, device, config)).cpu()
+    syn = distiller.distill(train, cell.ipc, cell_context(cell, train, device, config)).cpu()
     stats = distiller.stats.as_record()
     save_synset(path, syn, {"dataset": cell.dataset, "ipc": cell.ipc, "method": cell.method, "seed": cell.seed,
                             "key": _distill_key(cell), "stats": stats, "timing_device": here})
@@ -139,6 +104,7 @@ def _record(cell: Cell, spec: dict, device: torch.device, cell_id: str, resolved
         "cell_id": cell_id,
         "dataset": cell.dataset, "method": cell.method, "ipc": cell.ipc, "seed": cell.seed,
         "evaluator": spec["name"],
+        "provenance": method_provenance(cell.method),
         "config": resolved,
         "protocol_id": protocol_id(resolved),
         "protocol": protocol_of(resolved),

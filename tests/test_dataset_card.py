@@ -42,7 +42,7 @@ def test_embedded_dataset_needs_no_settings(capsys):
 
 @pytest.mark.parametrize("args,fragments", [
     (["nope"], ["unknown dataset 'nope'", "celeba, cfmnist"]),
-    (["cmnist-mini", "rho"], ["malformed setting 'rho'"]),
+    (["cmnist-mini", "rho"], ["malformed override 'rho'"]),
     (["cmnist-mini", "target=Male"], ["dataset 'cmnist-mini' has no setting target", "rho"]),
     (["cmnist-mini", "rho=high"], ["wrong type"]),
     (["cmnist", "rho=1.5", "data_root=DATA"], ["rho must lie in (0, 1]"]),

@@ -1,27 +1,73 @@
-"""Datasets with group labels: the registry entries in ``registry/datasets`` and their builders."""
+"""Datasets with group labels: the registry entries in ``registry/datasets`` and their builders.
+
+A dataset entry names a builder (``builder:``), its fixed arguments (``fixed:``), the parameters a
+user may set (``params:``, with ``dataset.KEY=VALUE``) and their valid ranges (``ranges:``, interval
+notation such as ``'(0, 1]'`` or ``'[1, inf)'``), checked before anything runs. A plugin registers
+a dataset in code with :func:`register_dataset`.
+"""
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 
-from ..errors import DataNotFoundError
+from ..errors import DataNotFoundError, FairbenchError
 from ..overrides import apply_overrides
-from ..registry import entries, entry
+from ..registry import add_entry, entries, entry, source_of
 from . import bffhq, celeba, cifar, digits, utkface  # noqa: F401  (register their builders)
 from .builders import DATASET_BUILDERS
 from .dataset import DatasetSplits, GroupDataset
 from .download import fetch
 
-__all__ = ["DatasetSplits", "GroupDataset", "dataset_names", "dataset_params", "load_dataset"]
+__all__ = ["DatasetSplits", "GroupDataset", "dataset_names", "dataset_params", "load_dataset", "register_dataset"]
+
+_INTERVAL = re.compile(r"^\s*([\[(])\s*(-?inf|[-+\d.eE]+)\s*,\s*(-?inf|[-+\d.eE]+)\s*([\])])\s*$")
+
+
+def register_dataset(name: str, *, params: dict | None = None, ranges: dict | None = None,
+                     description: str = ""):
+    """Decorate a builder ``fn(root: Path, **params) -> DatasetSplits`` as dataset ``name``.
+
+    ``params`` are its user-settable parameters with their defaults (``dataset.KEY=VALUE``),
+    ``ranges`` their valid intervals (``{"rho": "(0, 1]"}``); ``root`` is the run's ``data_root``.
+    """
+
+    def decorate(fn):
+        DATASET_BUILDERS.add(name, fn, source_of(fn))
+        add_entry("datasets", name, {"description": description or (fn.__doc__ or "").strip().split("\n")[0],
+                                     "builder": name, "params": dict(params or {}), "ranges": dict(ranges or {})},
+                  source_of(fn))
+        return fn
+
+    return decorate
 
 
 def dataset_names() -> list[str]:
     return sorted(entries("datasets"))
 
 
+def _check_range(name: str, key: str, value, interval: str) -> None:
+    match = _INTERVAL.match(str(interval))
+    if not match:
+        raise FairbenchError(f"dataset '{name}': range {interval!r} of {key} is not an interval like '(0, 1]'")
+    left, low, high, right = match.groups()
+    low, high = float(low), float(high)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
+        return
+    inside = (value > low or (left == "[" and value == low)) and (value < high or (right == "]" and value == high))
+    if not inside:
+        raise FairbenchError(f"dataset '{name}': {key} must lie in {interval}, got {value}")
+
+
 def dataset_params(name: str, overrides: dict | None = None) -> dict:
     """The user-settable parameters of a dataset entry with ``overrides`` applied and checked."""
-    return apply_overrides(f"dataset '{name}'", entry("datasets", name).get("params") or {}, overrides)
+    spec = entry("datasets", name)
+    params = apply_overrides(f"dataset '{name}'", spec.get("params") or {}, overrides)
+    for key, interval in (spec.get("ranges") or {}).items():
+        if key in params:
+            _check_range(name, key, params[key], interval)
+    return params
 
 
 def load_dataset(name: str, data_root: str | Path, overrides: dict | None = None,

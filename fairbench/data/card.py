@@ -8,31 +8,28 @@ from __future__ import annotations
 
 import json
 
-import yaml
 from tabulate import tabulate
 
 from ..errors import FairbenchError
 from ..registry import entry
 from .dataset import DatasetSplits
 
-RUN_KEYS = ("data_root", "download")
+RUN_KEYS = {"data_root": "data", "download": False, "plugins": [], "include_path": []}
 
 
-def parse_settings(args: list[str], data_root: str) -> tuple[str, bool, dict]:
-    """``key=value`` arguments → (data_root, download, dataset parameters); values are YAML."""
-    settings = {"data_root": data_root, "download": False}
-    params = {}
-    for arg in args:
-        key, sep, value = arg.partition("=")
-        if not sep or not key:
-            raise FairbenchError(f"malformed setting '{arg}'; write key=value, e.g. data_root=~/data or rho=0.95")
-        try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError:
-            parsed = value
-        (settings if key in RUN_KEYS else params)[key] = parsed
+def parse_settings(args: list[str]) -> tuple[str, bool, dict]:
+    """``key=value`` arguments → (data_root, download, dataset parameters), parsed like a run's
+    overrides; ``plugins=`` and ``include_path=`` are activated, so a plugin's dataset has a card."""
+    from ..config import activate_plugins, merge_settings, parse_overrides
+
+    suite, dotlist = parse_overrides(args)
+    if suite != "quickstart":
+        raise FairbenchError("data takes no suite=; give the dataset's parameters, e.g. rho=0.95")
+    settings = merge_settings(RUN_KEYS, dotlist=dotlist)
+    activate_plugins(settings)
     if not isinstance(settings["download"], bool):
         raise FairbenchError(f"download must be true or false, got {settings['download']!r}")
+    params = {k: v for k, v in settings.items() if k not in RUN_KEYS}
     return str(settings["data_root"]), settings["download"], params
 
 

@@ -1,38 +1,69 @@
 """Method ids (``base`` or ``base+variant``), their hyperparameters, and the distillers behind them.
 
-A base distiller is a class registered here; its hyperparameters live in
-``registry/methods/<base>.yaml`` (defaults, then per dataset, then per IPC), and a variant's
-adjustments per base in ``registry/variants/<variant>.yaml``.
+A base is a :class:`Distiller` subclass registered with :func:`register_base`; a variant is a
+function registered with :func:`register_variant`. The method ids are every base alone, and every
+base with every variant whose kind the base accepts: the registries decide, so a plugin's base or
+variant gets its ids without a list to edit.
+
+A base's hyperparameters are ``registry/methods/<base>.yaml`` (defaults, then per dataset, then per
+IPC) or the ``config=`` given to :func:`register_base`, over the class's ``defaults``; a variant's
+adjustments per base are ``registry/variants/<variant>.yaml`` or its ``config=``.
 """
 
 from __future__ import annotations
 
-from ..errors import unknown_choice
+from ..augment import TRANSFORMS
+from ..errors import FairbenchError, unknown_choice
 from ..overrides import apply_overrides, check_known
-from ..registry import Registry, entries, entry
+from ..registry import Registry, entries, source_of
+from .aggregation import VARIANTS, MatchingTerms, register_variant
 from .base import DistillContext, Distiller, DistillStats, SyntheticSet
 from .cafe import FeatureAlignment
 from .dc import GradientMatching, GradientMatchingDSA
 from .dm import DistributionMatching
+from .feature_targets import DISTANCES
+from .hparams import register_config
 from .idc import MultiFormation
 from .mtt import TrajectoryMatching
 from .random_real import RandomReal
 
-__all__ = ["DistillContext", "Distiller", "DistillStats", "SyntheticSet", "build_distiller",
-           "method_hparams", "method_ids", "parse_method"]
+__all__ = ["BASES", "DistillContext", "Distiller", "DistillStats", "MatchingTerms", "SyntheticSet",
+           "build_distiller", "method_hparams", "method_ids", "parse_method", "register_base", "register_variant"]
 
-BASES: Registry = Registry("base distiller")
+BASES: Registry[type[Distiller]] = Registry("base distiller")
+
+
+def register_base(name: str, *, config=None):
+    """Decorate a :class:`Distiller` subclass as base ``name``.
+
+    ``config``: its hyperparameters, a YAML path (relative to the module's file) or a mapping shaped
+    like ``registry/methods/*.yaml`` (``defaults``, ``datasets``, ``ipc``); without one, the class's
+    ``defaults`` are its hyperparameters.
+    """
+
+    def decorate(cls: type[Distiller]) -> type[Distiller]:
+        if not (isinstance(cls, type) and issubclass(cls, Distiller)):
+            raise FairbenchError(f"register_base('{name}') decorates a fairbench.Distiller subclass, not {cls!r}")
+        cls.name = name
+        BASES.add(name, cls, source_of(cls))
+        register_config("methods", name, config, cls)
+        return cls
+
+    return decorate
+
+
 for _cls in (RandomReal, DistributionMatching, GradientMatching, GradientMatchingDSA, MultiFormation,
              FeatureAlignment, TrajectoryMatching):
-    BASES.register(_cls.name)(_cls)
+    register_base(_cls.name)(_cls)
 
 
 def method_ids() -> list[str]:
-    """Every valid method id: each base, then each base with each variant it supports."""
+    """Every valid method id: each base, then each base with each variant it accepts."""
     ids = []
     for base in BASES.names():
-        for aggregation in BASES.get(base).aggregations:
-            ids.append(base if aggregation == "vanilla" else f"{base}+{aggregation}")
+        cls = BASES.get(base)
+        ids.append(base)
+        ids += [f"{base}+{v}" for v in VARIANTS.names() if v != "vanilla" and cls.supports(v)]
     return ids
 
 
@@ -51,6 +82,13 @@ def _layered(spec: dict, dataset: str, ipc: int) -> dict:
     return hparams
 
 
+def method_spec(base: str) -> dict:
+    """A base's registry entry, its class ``defaults`` under the entry's own."""
+    spec = dict(entries("methods").get(base) or {})
+    spec["defaults"] = {**BASES.get(base).defaults, **(spec.get("defaults") or {})}
+    return spec
+
+
 def method_hparams(method_id: str, dataset: str, ipc: int, overrides: dict | None = None) -> dict:
     """Resolved hyperparameters: base registry entry, the variant's adjustments, then ``overrides``.
 
@@ -59,9 +97,9 @@ def method_hparams(method_id: str, dataset: str, ipc: int, overrides: dict | Non
     to that method alone, where an unknown key is an error.
     """
     base, variant = parse_method(method_id)
-    hparams = _layered(entry("methods", base), dataset, ipc)
+    hparams = _layered(method_spec(base), dataset, ipc)
     if variant != "vanilla":
-        per_base = (entry("variants", variant).get("bases") or {}).get(base) or {}
+        per_base = (entries("variants").get(variant, {}).get("bases") or {}).get(base) or {}
         hparams.update(_layered(per_base, dataset, ipc))
     overrides = overrides or {}
     shared = {k: v for k, v in overrides.items() if k in hparams and not isinstance(v, dict)}
@@ -88,6 +126,61 @@ def check_overrides(overrides: dict) -> None:
                 method_hparams(method_id, "", 0, {scope: own})
 
 
+# Settings several bases share, checked wherever they appear: (test, what a valid value is).
+_AT_LEAST_ONE = ("iterations", "real_batch", "outer_loop", "inner_loop", "batch_train", "num_experts",
+                 "trajectory_epochs", "expert_batch", "syn_steps", "expert_epochs", "factor", "ot_iterations",
+                 "bary_iterations")
+_NOT_NEGATIVE = ("warmup_epochs", "max_start_epoch", "batch_syn", "momentum")
+_POSITIVE = ("lr_img", "lr_net", "warmup_lr", "expert_lr", "lr_lr", "syn_lr_init", "ot_reg")
+
+
+def _check_common(method_id: str, hparams: dict) -> None:
+    def fail(key, valid):
+        raise FairbenchError(f"method '{method_id}': {key}={hparams[key]!r} is invalid; {valid}")
+
+    for key in _AT_LEAST_ONE:
+        if key in hparams and isinstance(hparams[key], (int, float)) and hparams[key] < 1:
+            fail(key, "it must be at least 1")
+    for key in _NOT_NEGATIVE:
+        if key in hparams and isinstance(hparams[key], (int, float)) and hparams[key] < 0:
+            fail(key, "it must not be negative")
+    for key in _POSITIVE:
+        if key in hparams and isinstance(hparams[key], (int, float)) and not hparams[key] > 0:
+            fail(key, "it must be positive")
+    if "distance" in hparams and hparams["distance"] not in DISTANCES:
+        fail("distance", f"choose from: {', '.join(DISTANCES)}")
+    if "dsa_strategy" in hparams:
+        parts = str(hparams["dsa_strategy"]).split("_")
+        if not all(p in TRANSFORMS for p in parts):
+            fail("dsa_strategy", f"join transforms with '_' from: {', '.join(TRANSFORMS)}")
+
+
+def _check_ipc_table(method_id: str, base: str, ipc: int, overrides: dict) -> None:
+    """A base whose entry lists ``ipc_table_keys`` has settings that only make sense per IPC (DC's
+    loops): an IPC missing from its ``ipc:`` table must have them given, not take the defaults."""
+    spec = method_spec(base)
+    required = spec.get("ipc_table_keys") or []
+    table = spec.get("ipc") or {}
+    if not required or ipc in table:
+        return
+    given = {k for k, v in overrides.items() if not isinstance(v, dict)}
+    for scope in (base, method_id):
+        given |= set(overrides.get(scope) or {}) if isinstance(overrides.get(scope), dict) else set()
+    missing = [k for k in required if k not in given]
+    if missing:
+        listed = ", ".join(map(str, sorted(table)))
+        give = " and ".join(f"distill.{k}" for k in missing)
+        raise FairbenchError(f"method '{method_id}' has no settings for ipc={ipc} (its ipc table: {listed}); give {give}")
+
+
+def check_method(method_id: str, ipc: int, hparams: dict, overrides: dict) -> None:
+    """Every value of a cell's resolved hyperparameters, before anything runs."""
+    base, _ = parse_method(method_id)
+    _check_ipc_table(method_id, base, ipc, overrides)
+    _check_common(method_id, hparams)
+    BASES.get(base).check_hparams(method_id, hparams)
+
+
 def build_distiller(method_id: str, hparams: dict) -> Distiller:
     base, variant = parse_method(method_id)
     return BASES.get(base)(hparams, variant)
@@ -98,6 +191,6 @@ def describe(method_id: str) -> str:
     base, variant = parse_method(method_id)
     text = entries("methods").get(base, {}).get("description") or BASES.get(base).description
     if variant != "vanilla":
-        text = f"{entry('variants', variant).get('description', variant)} | on {base}"
+        about = entries("variants").get(variant, {}).get("description") or VARIANTS.get(variant).description
+        text = f"{about or variant} | on {base}"
     return text
-

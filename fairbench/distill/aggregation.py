@@ -1,18 +1,24 @@
 """Group aggregation: how per-sample statistics of a real batch become the matching targets.
 
-Every target of every variant is a weighted mean of per-sample statistics (embeddings for DM,
+Every target of every mean variant is a weighted mean of per-sample statistics (embeddings for DM,
 per-sample losses whose gradients DC matches), so a variant is fully described by three tensors:
-which *term* each real sample feeds, its weight inside that term, and which terms exist.
+which *term* each real sample feeds, its weight inside that term, and which terms exist. A variant
+is a function ``(labels, groups, num_classes, num_groups) -> MatchingTerms`` registered with
+:func:`register_variant`; the built-in ones below register exactly as a plugin's would.
 
 - ``vanilla``: one term per class, weights 1/n_c — the pooled mean, where the majority group dominates.
 - ``fairdd``:  one term per (class, group) present, weights 1/n_cg — each group matched with equal
                weight, the terms summed (FairDD).
 - ``cobra``:   one term per class, weights 1/(G_c · n_cg) — the uniform mean of the present groups'
                means, the closed-form barycenter under squared Euclidean cost (COBRA).
-- ``wbary``:   matches distributions, not means: its target is the free-support Wasserstein
-               barycenter of the groups' point clouds (``barycenter.py``, ``feature_targets.py``).
-               Where a wbary distiller still needs a single mean (CAFE's inner layers and its
-               discrimination term) it takes COBRA's weights, the barycenter of the means.
+- ``wbary`` (``feature_targets.py``) is a *distribution* variant: its feature target is the
+               groups' Wasserstein barycenter; its terms (COBRA's) serve where a base still needs
+               one mean.
+
+Kinds: a ``mean`` variant combines with every base whose statistic is a weighted mean (dm, dc,
+dsa, idc, cafe, and mtt through its balanced experts); a ``distribution`` variant also brings a
+feature target and combines with the feature-matching bases (dm, cafe). A base declares the kinds
+it accepts (``Distiller.accepts``).
 
 Everything is computed with ``bincount``/``index_add_`` on the statistics' device: no Python loop
 over samples, groups or classes, and no host sync.
@@ -21,15 +27,25 @@ over samples, groups or classes, and no host sync.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
-MEAN_AGGREGATIONS = ("vanilla", "fairdd", "cobra")   # targets are weighted means of per-sample statistics
-AGGREGATIONS = MEAN_AGGREGATIONS + ("wbary",)        # wbary: feature distributions, for feature matching
+from ..registry import Registry, source_of
+
+VARIANT_KINDS = ("mean", "distribution")
 
 
 @dataclass
 class MatchingTerms:
+    """A variant's answer for one real batch of N samples.
+
+    ``term[i]`` is the term sample i feeds (a term of its own class: in
+    ``[label·T, (label+1)·T)`` with T = ``terms_per_class``), ``weight[i] >= 0`` its weight inside
+    that term's weighted mean (the weights of each active term sum to one), and ``active[c, t]``
+    says term t of class c exists in this batch (has samples).
+    """
+
     term: torch.Tensor      # (N,) the term each real sample feeds, in [0, num_classes * terms_per_class)
     weight: torch.Tensor    # (N,) the sample's weight inside its term's weighted mean
     active: torch.Tensor    # (num_classes, terms_per_class) bool: the term exists in this batch
@@ -47,18 +63,76 @@ class MatchingTerms:
         return targets.view(*self.active.shape, *stats.shape[1:])
 
 
-def matching_terms(aggregation: str, labels: torch.Tensor, groups: torch.Tensor,
+TermsFunction = Callable[[torch.Tensor, torch.Tensor, int, int], MatchingTerms]
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    kind: str
+    terms: TermsFunction
+    feature_target: Callable | None = None   # distribution variants: (embed, labels, groups, C, G, init, hparams)
+    description: str = ""
+
+
+VARIANTS: Registry[Variant] = Registry("variant")
+
+
+def register_variant(name: str, kind: str = "mean", *, feature_target: Callable | None = None,
+                     config: str | dict | None = None, description: str | None = None):
+    """Decorate ``fn(labels, groups, num_classes, num_groups) -> MatchingTerms`` as variant ``name``.
+
+    ``kind="distribution"`` also needs ``feature_target``: it builds the step's target from the
+    real embeddings (see ``feature_targets.barycenter_target``). ``config`` is the variant's
+    per-base hyperparameter adjustments, a YAML path or a mapping shaped like
+    ``registry/variants/*.yaml`` (``bases: {dm: {defaults: {...}, ipc: {...}}}``).
+    """
+    from ..errors import FairbenchError
+    from .hparams import register_config
+
+    if kind not in VARIANT_KINDS:
+        raise FairbenchError(f"variant '{name}': unknown kind '{kind}'; choose from: {', '.join(VARIANT_KINDS)}")
+    if kind == "distribution" and feature_target is None:
+        raise FairbenchError(f"variant '{name}': a distribution variant needs feature_target=")
+
+    def decorate(fn: TermsFunction) -> TermsFunction:
+        text = description if description is not None else (fn.__doc__ or "").strip().split("\n")[0]
+        VARIANTS.add(name, Variant(name, kind, fn, feature_target, text), source_of(fn))
+        register_config("variants", name, config, fn)
+        return fn
+
+    return decorate
+
+
+def matching_terms(variant: str, labels: torch.Tensor, groups: torch.Tensor,
                    num_classes: int, num_groups: int) -> MatchingTerms:
+    """The registered variant's terms for one real batch."""
+    return VARIANTS.get(variant).terms(labels, groups, num_classes, num_groups)
+
+
+def _cell_counts(labels, groups, num_classes, num_groups):
     cell = labels * num_groups + groups
-    cell_count = torch.bincount(cell, minlength=num_classes * num_groups).view(num_classes, num_groups)
-    present = cell_count > 0
-    if aggregation == "vanilla":
-        class_count = cell_count.sum(1)
-        return MatchingTerms(labels, 1.0 / class_count[labels], (class_count > 0).unsqueeze(1), 1)
-    if aggregation == "fairdd":
-        return MatchingTerms(cell, 1.0 / cell_count.flatten()[cell], present, num_groups)
-    if aggregation in ("cobra", "wbary"):
-        groups_present = present.sum(1)
-        weight = 1.0 / (cell_count.flatten()[cell] * groups_present[labels])
-        return MatchingTerms(labels, weight, (groups_present > 0).unsqueeze(1), 1)
-    raise ValueError(f"unknown aggregation {aggregation!r}; choose from {AGGREGATIONS}")
+    return cell, torch.bincount(cell, minlength=num_classes * num_groups).view(num_classes, num_groups)
+
+
+@register_variant("vanilla")
+def vanilla(labels, groups, num_classes, num_groups) -> MatchingTerms:
+    """pooled over the real batch: population-weighted, the majority group dominates"""
+    class_count = torch.bincount(labels, minlength=num_classes)
+    return MatchingTerms(labels, 1.0 / class_count[labels], (class_count > 0).unsqueeze(1), 1)
+
+
+@register_variant("fairdd")
+def fairdd(labels, groups, num_classes, num_groups) -> MatchingTerms:
+    """FairDD (NeurIPS 2025) - one matching term per group present, equal weights, summed"""
+    cell, cell_count = _cell_counts(labels, groups, num_classes, num_groups)
+    return MatchingTerms(cell, 1.0 / cell_count.flatten()[cell], cell_count > 0, num_groups)
+
+
+@register_variant("cobra")
+def cobra(labels, groups, num_classes, num_groups) -> MatchingTerms:
+    """COBRA (ICML 2026) - match the uniform mean over groups of the group statistics"""
+    cell, cell_count = _cell_counts(labels, groups, num_classes, num_groups)
+    groups_present = (cell_count > 0).sum(1)
+    weight = 1.0 / (cell_count.flatten()[cell] * groups_present[labels])
+    return MatchingTerms(labels, weight, (groups_present > 0).unsqueeze(1), 1)

@@ -1,4 +1,11 @@
-"""What every base distiller is given and returns, and how its iterations are timed and watched."""
+"""What every base distiller is given and returns, and how its iterations are timed and watched.
+
+:class:`Distiller` is the public base class of the extension API: a subclass registered with
+``fairbench.register_base(name)`` is a base (a matching objective); it declares the variant kinds
+it accepts (``accepts``), may give hyperparameter defaults (``defaults``), may check its settings
+(``check_hparams``) and its data (``check_data``) before anything runs, and may implement a
+preparation step (``prepare``, what MTT's expert trajectories are) that ``fairbench prepare`` runs.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +21,8 @@ from torch import nn
 
 from ..augment import DSA
 from ..data import GroupDataset
-from ..errors import DistillationDiverged
-from .aggregation import MEAN_AGGREGATIONS
+from ..errors import DistillationDiverged, FairbenchError
+from .aggregation import VARIANTS
 
 
 @dataclass
@@ -67,18 +74,55 @@ class DistillStats:
 
 
 class Distiller(ABC):
-    """A matching objective; the group aggregation it matches under is chosen per instance."""
+    """A matching objective; the variant (group aggregation) it matches under is chosen per instance.
+
+    Subclasses set ``accepts``: the variant kinds (``"mean"``, ``"distribution"``) whose targets
+    their statistic can take; every base also runs as itself, under ``vanilla``. A base that takes
+    no variant (``random``) sets ``accepts = ()``.
+    """
 
     name: ClassVar[str]
-    aggregations: ClassVar[tuple[str, ...]] = MEAN_AGGREGATIONS
+    accepts: ClassVar[tuple[str, ...]] = ("mean",)
+    defaults: ClassVar[dict] = {}        # hyperparameters when no registry entry gives them
     description: ClassVar[str] = ""
 
     def __init__(self, hparams: dict, aggregation: str = "vanilla"):
-        if aggregation not in self.aggregations:
-            raise ValueError(f"{self.name} does not support {aggregation}")
+        if not self.supports(aggregation):
+            raise FairbenchError(f"base '{self.name}' does not take variant '{aggregation}' "
+                                 f"(it accepts variant kinds: {', '.join(self.accepts) or 'none'})")
         self.hparams = hparams
         self.aggregation = aggregation
         self.stats = DistillStats()
+
+    @classmethod
+    def supports(cls, variant: str) -> bool:
+        return variant == "vanilla" or VARIANTS.get(variant).kind in cls.accepts
+
+    @classmethod
+    def check_hparams(cls, method_id: str, hparams: dict) -> None:
+        """Raise a :class:`FairbenchError` for settings this base cannot run with; called when the
+        plan is made, so ``--dry-run`` refuses them. The common keys are checked by the caller."""
+
+    def real_images_per_class(self, ipc: int) -> int:
+        """Real images of each class the synthetic set starts from (IDC's mosaics take more)."""
+        return ipc
+
+    def check_data(self, train: GroupDataset, ipc: int) -> None:
+        """Raise a :class:`FairbenchError` if this dataset cannot give ``ipc`` images per class;
+        called once the data is loaded, before any distillation (and by ``--dry-run``)."""
+        need = self.real_images_per_class(ipc)
+        smallest = int(torch.bincount(train.labels.cpu(), minlength=train.num_classes).min())
+        if need > smallest:
+            raise FairbenchError(f"ipc={ipc} is impossible for {self.method_id}: it starts from {need} real images "
+                                 f"per class and the smallest class has only {smallest} training images")
+
+    def prepare(self, train: GroupDataset, ctx: DistillContext, *, stand_in: bool = False,
+                progress=lambda it, **_: it) -> str | None:
+        """Make what :meth:`distill` needs besides the data (MTT: expert trajectories), cached where
+        every cell with the same needs finds it; return one line saying what was made, or None
+        when the base needs nothing. ``stand_in``: make cheap placeholders of the right shape whose
+        values do not matter (``fairbench bench overhead`` times iterations with them)."""
+        return None
 
     @property
     def method_id(self) -> str:
@@ -111,8 +155,8 @@ class Distiller(ABC):
         """Build ``ipc`` images per class from ``train`` (already on ``ctx.device``)."""
 
     def check_ready(self, train: GroupDataset, ctx: DistillContext) -> None:
-        """Raise a :class:`FairbenchError` if something the run cannot make is missing (MTT's
-        experts); called for every cell before any runs."""
+        """Raise a :class:`FairbenchError` if what :meth:`prepare` makes is missing (the run does
+        not make it: ``fairbench prepare`` does); called for every cell before any runs."""
 
 
 def synchronize(device: torch.device) -> None:

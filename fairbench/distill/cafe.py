@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .aggregation import AGGREGATIONS, matching_terms
+from .aggregation import matching_terms
 from .bilevel import BilevelMatching
 from .feature_targets import feature_target, mean_target
 from .tiling import tiled
@@ -27,7 +27,7 @@ from .tiling import tiled
 
 class FeatureAlignment(BilevelMatching):
     name = "cafe"
-    aggregations = AGGREGATIONS
+    accepts = ("mean", "distribution")
     description = "layer-wise feature alignment with a discrimination term"
 
     def synthetic_statistics(self, net, syn, syn_labels):

@@ -13,7 +13,6 @@ import torch
 
 from ..data import GroupDataset
 from ..train import train_classifier
-from .aggregation import AGGREGATIONS
 from .base import DistillContext, Distiller, SyntheticSet
 from .feature_targets import feature_target
 from .sampling import ClassSampler
@@ -22,7 +21,7 @@ from .tiling import tiled
 
 class DistributionMatching(Distiller):
     name = "dm"
-    aggregations = AGGREGATIONS
+    accepts = ("mean", "distribution")
     description = "distribution matching: mean embeddings under random networks"
 
     def distill(self, train: GroupDataset, ipc: int, ctx: DistillContext) -> SyntheticSet:

@@ -1,7 +1,7 @@
 """MTT's expert trajectories: networks trained on the real data, a parameter snapshot per epoch.
 
 Trajectories are expensive and shared: every MTT cell with the same training split, network and
-expert settings uses the same files, made once by ``fairbench experts`` and cached under
+expert settings uses the same files, made once by ``fairbench prepare`` (alias ``fairbench experts``) and cached under
 ``experts_dir/<dataset>-<digest>/expert_<k>.pt``. The digest covers everything that shapes the
 training, including each sample's loss weight:
 
@@ -40,7 +40,7 @@ def balance_weights(aggregation: str, train: GroupDataset) -> torch.Tensor:
     Computed on the CPU in double precision whatever the device, so the cache digest they enter is
     the same for ``fairbench experts`` and for every run that looks the experts up.
     """
-    if aggregation == "vanilla":
+    if aggregation == "vanilla":    # MTT's own experts: the plain mean loss
         return torch.ones(len(train), dtype=torch.float64)
     labels, groups = train.labels.cpu(), train.groups.cpu()
     weight = matching_terms(aggregation, labels, groups, train.num_classes, train.num_groups).weight.double()
@@ -70,8 +70,8 @@ def check_experts(folder: Path, count: int, method_id: str, dataset: str) -> Non
     if missing:
         raise FairbenchError(
             f"{method_id} needs {count} expert trajectories in {folder} and {len(missing)} are missing; make "
-            f"them with `fairbench experts {dataset}` followed by the same suite= and key=value settings "
-            f"as this run (methods=, models., distill., dataset., experts_dir=)")
+            f"them with `fairbench prepare` followed by the same suite= and key=value settings as this run "
+            f"(or `fairbench experts {dataset}` with them)")
 
 
 def load_experts(folder: Path, count: int, device) -> torch.Tensor:

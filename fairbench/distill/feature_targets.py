@@ -3,11 +3,13 @@
 Built once per step from the real batch's embeddings, then asked for a loss against the synthetic
 embeddings. Two kinds share that interface:
 
-- :class:`MeanTarget` (vanilla, fairdd, cobra): the aggregation's weighted means (``matching_terms``)
-  and a distance between each term and the synthetic mean, summed over the terms present.
-- :class:`BarycenterTarget` (wbary): per class, the free-support 2-Wasserstein barycenter, equal
-  group weights, of the groups' embedding clouds, with as many support points as the class has
-  synthetic images; the loss is the entropic transport cost from the synthetic embeddings to it.
+- :class:`MeanTarget` (every mean variant: vanilla, fairdd, cobra, a plugin's): the variant's
+  weighted means (``matching_terms``) and a distance between each term and the synthetic mean,
+  summed over the terms present.
+- :class:`BarycenterTarget` (``wbary``, the built-in distribution variant, registered here): per
+  class, the free-support 2-Wasserstein barycenter, equal group weights, of the groups' embedding
+  clouds, with as many support points as the class has synthetic images; the loss is the entropic
+  transport cost from the synthetic embeddings to it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from .aggregation import matching_terms
+from .aggregation import MatchingTerms, VARIANTS, cobra, matching_terms, register_variant
 from .barycenter import group_barycenter, transport_cost
 
 DISTANCES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -75,9 +77,18 @@ def barycenter_target(embed: torch.Tensor, labels: torch.Tensor, groups: torch.T
     return BarycenterTarget(support, hparams["ot_reg"], hparams["ot_iterations"])
 
 
-def feature_target(aggregation: str, embed: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor,
+def feature_target(variant: str, embed: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor,
                    num_classes: int, num_groups: int, syn_embed: torch.Tensor, hparams: dict):
-    """The step's target for the final embedding, whichever kind the aggregation asks for."""
-    if aggregation == "wbary":
-        return barycenter_target(embed, labels, groups, num_classes, num_groups, syn_embed.detach(), hparams)
-    return mean_target(aggregation, embed, labels, groups, num_classes, num_groups, hparams["distance"])
+    """The step's target for the final embedding: the variant's own for a distribution variant,
+    its weighted means otherwise."""
+    build = VARIANTS.get(variant).feature_target
+    if build is not None:
+        return build(embed, labels, groups, num_classes, num_groups, syn_embed.detach(), hparams)
+    return mean_target(variant, embed, labels, groups, num_classes, num_groups, hparams["distance"])
+
+
+@register_variant("wbary", kind="distribution", feature_target=barycenter_target)
+def wbary(labels, groups, num_classes, num_groups) -> MatchingTerms:
+    """Where a base still needs one mean (CAFE's inner layers and discrimination term): COBRA's
+    weights, the barycenter of the group means under squared Euclidean cost."""
+    return cobra(labels, groups, num_classes, num_groups)

@@ -25,11 +25,21 @@ class MultiFormation(GradientMatching):
     def factor(self) -> int:
         return self.hparams["factor"]
 
+    def real_images_per_class(self, ipc: int) -> int:
+        return ipc * self.factor ** 2
+
+    def check_data(self, train: GroupDataset, ipc: int) -> None:
+        f = self.factor
+        _, height, width = train.image_shape
+        if f < 1 or height % f or width % f:
+            raise FairbenchError(f"{self.method_id}: factor={f} must be a positive divisor of the image size "
+                                 f"{height}x{width}")
+        super().check_data(train, ipc)
+
     def initial_images(self, train: GroupDataset, ipc: int, sampler: ClassSampler):
         f = self.factor
         channels, height, width = train.image_shape
-        if f < 1 or height % f or width % f:
-            raise FairbenchError(f"idc factor={f} must be a positive divisor of the image size {height}x{width}")
+        self.check_data(train, ipc)
         index = sampler.sample_exact(ipc * f * f)
         small = F.interpolate(train.normalize(train.images[index]), size=(height // f, width // f),
                               mode="bilinear", align_corners=False, antialias=True)

@@ -6,8 +6,9 @@ rate), and asks it to land where the expert was ``expert_epochs`` later:
 ``‖θ_student − θ*_{t+M}‖² / ‖θ*_t − θ*_{t+M}‖²``. The unrolled steps are differentiated through,
 so the loss moves both the images and the learning rate.
 
-The fair variants live in the experts (``experts.py``): ``mtt+fairdd`` and ``mtt+cobra`` match
-trajectories trained with a group-balanced loss, since the synthetic images carry no groups.
+The fair variants live in the experts (``experts.py``): ``mtt+fairdd``, ``mtt+cobra`` (and any mean
+variant) match trajectories trained with a group-balanced loss, since the synthetic images carry no
+groups. The experts are made by :meth:`TrajectoryMatching.prepare` (``fairbench prepare``).
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from torch.func import functional_call
 
 from ..data import GroupDataset
 from ..errors import FairbenchError
-from .aggregation import MEAN_AGGREGATIONS
 from .base import DistillContext, Distiller, SyntheticSet
-from .experts import balance_weights, check_experts, expert_folder, load_experts
+from .experts import balance_weights, check_experts, expert_folder, load_experts, make_experts, missing_experts
 from .sampling import ClassSampler
 
 
@@ -60,7 +60,7 @@ def unroll(net: nn.Module, start: torch.Tensor, images: torch.Tensor, labels: to
 
 class TrajectoryMatching(Distiller):
     name = "mtt"
-    aggregations = MEAN_AGGREGATIONS
+    accepts = ("mean",)   # through group-balanced experts
     description = "matching training trajectories of expert networks"
 
     def balance(self, train: GroupDataset) -> torch.Tensor:
@@ -70,11 +70,29 @@ class TrajectoryMatching(Distiller):
     def expert_folder(self, train: GroupDataset, ctx: DistillContext):
         return expert_folder(ctx.experts_dir, ctx.provenance, self.hparams, self.balance(train))
 
-    def check_ready(self, train: GroupDataset, ctx: DistillContext) -> None:
-        hp = self.hparams
+    @classmethod
+    def check_hparams(cls, method_id: str, hp: dict) -> None:
         if hp["expert_epochs"] > hp["trajectory_epochs"]:
-            raise FairbenchError(f"{self.method_id}: expert_epochs={hp['expert_epochs']} is beyond the experts' "
+            raise FairbenchError(f"{method_id}: expert_epochs={hp['expert_epochs']} is beyond the experts' "
                                  f"trajectory_epochs={hp['trajectory_epochs']}")
+
+    def prepare(self, train: GroupDataset, ctx: DistillContext, *, stand_in: bool = False,
+                progress=lambda it, **_: it) -> str | None:
+        """Train the expert trajectories missing from this cell's cache folder (or, as a stand-in,
+        write random walks from one initialisation there)."""
+        hp, folder = self.hparams, self.expert_folder(train, ctx)
+        if stand_in:
+            folder.mkdir(parents=True, exist_ok=True)
+            start = torch.nn.utils.parameters_to_vector(ctx.make_net().parameters()).detach()
+            for path in missing_experts(folder, hp["num_experts"]):
+                steps = 1e-3 * torch.randn(hp["trajectory_epochs"], len(start))
+                torch.save(torch.cat([start.unsqueeze(0), start + steps.cumsum(0)]), path)
+            return f"{folder}: stand-in trajectories"
+        made = make_experts(folder, hp["num_experts"], train, self.balance(train), hp, ctx.make_net, ctx.device,
+                            progress)
+        return f"{folder}: {made} expert trajectories trained, {hp['num_experts'] - made} reused"
+
+    def check_ready(self, train: GroupDataset, ctx: DistillContext) -> None:
         check_experts(self.expert_folder(train, ctx), self.hparams["num_experts"], self.method_id,
                       ctx.provenance["dataset"])
 
