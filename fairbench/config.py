@@ -37,9 +37,10 @@ RUN_DEFAULTS: dict = {
     "distill": {},   # method hyperparameters, e.g. distill.iterations=100
     "eval": {},      # evaluator training settings, e.g. eval.epochs=300
     "models": {},    # per-evaluator model settings, e.g. models.convnet.width=64
+    "metrics": {},   # metric conventions, e.g. metrics.undefined=skip (default zero, the reference's)
 }
 _LIST_KEYS = {"datasets": str, "methods": str, "evaluators": str, "ipc": int, "seeds": int}
-_MAPPING_KEYS = ("dataset", "distill", "eval", "models")
+_MAPPING_KEYS = ("dataset", "distill", "eval", "models", "metrics")
 _KEY = re.compile(r"^[A-Za-z_][\w\-]*(\.[\w\-+:]+)*$")
 
 

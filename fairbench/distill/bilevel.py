@@ -82,5 +82,5 @@ class BilevelMatching(Distiller):
                 if step + 1 < hp["outer_loop"]:
                     train_classifier(net, self.decode(stored).detach(), syn_labels, epochs=hp["inner_loop"],
                                      lr=hp["lr_net"], momentum=0.0, weight_decay=0.0,
-                                     batch_size=hp["batch_train"], augment=dsa, lr_decay=False)
+                                     batch_size=hp["batch_train"], augment=dsa, schedule="constant")
         return SyntheticSet(self.decode(stored).detach(), syn_labels, self.extras(ipc))
