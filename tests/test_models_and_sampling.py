@@ -30,7 +30,18 @@ def test_sampler_draws_each_class_without_replacement():
     index = sampler.sample(3)
     assert labels[index].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     assert len(set(index.tolist())) == 9
-    assert len(sampler.sample(100)) == 9   # capped at the smallest class
+    assert len(sampler.sample(100, equal=True)) == 9   # equal=True: cut to the smallest class
+
+
+def test_real_batch_takes_up_to_per_class_of_each_class():
+    # classes of 2, 5 and 3 images: the reference's get_images(c, 4) gives 2, 4 and 3
+    labels = torch.tensor([1, 0, 1, 2, 1, 1, 2, 0, 1, 2])
+    sampler = ClassSampler(labels, 3)
+    torch.manual_seed(0)
+    index = sampler.sample(4)
+    assert labels[index].tolist() == [0, 0, 1, 1, 1, 1, 2, 2, 2]
+    assert len(set(index.tolist())) == 9
+    assert sorted(sampler.sample(100).tolist()) == list(range(10))
 
 
 def test_impossible_ipc_is_a_clear_error():

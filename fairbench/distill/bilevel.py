@@ -58,10 +58,12 @@ class BilevelMatching(Distiller):
         dsa = self.augmentation()
         size = train.image_shape[-1]
         clock = self.timed_iterations(ctx)
+        # up to real_batch of each class, as the reference; wbary's barycenter needs equal counts
+        self.equal_batches = self.aggregation == "wbary" or sampler.equal_counts(hp["real_batch"])
         for _ in clock:
             net = ctx.fresh_net()
             for step in range(hp["outer_loop"]):
-                index = sampler.sample(hp["real_batch"])
+                index = sampler.sample(hp["real_batch"], equal=self.equal_batches)
                 params = dsa.sample(num_classes, size, ctx.device) if dsa is not None else None
                 syn = self.decode(stored)
                 if dsa is not None:
