@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import DataNotFoundError
+from ..errors import DataNotFoundError, FairbenchError
 from ..overrides import apply_overrides
 from ..registry import entries, entry
 from . import bffhq, celeba, cifar, digits, utkface  # noqa: F401  (register their builders)
@@ -44,4 +44,9 @@ def load_dataset(name: str, data_root: str | Path, overrides: dict | None = None
         splits = build(root, **(spec.get("fixed") or {}), **params)
     splits.name = name
     splits.params = params
+    for split in ("train", "test"):
+        if len(getattr(splits, split)) == 0:
+            settings = ", ".join(f"{k}={v}" for k, v in params.items())
+            raise FairbenchError(f"dataset '{name}': the {split} split of {splits.source} is empty with {settings}; "
+                                 "more source images or other settings are needed")
     return splits

@@ -35,9 +35,15 @@ def _read_idx_split(root: Path, source: str, prefix: str) -> tuple[np.ndarray, n
     spec = SOURCES[source]
     folder = root / spec["folder"]
     images = read_idx(find_idx(folder, f"{prefix}-images-idx3-ubyte", spec["how_to_get"]))
-    labels = read_idx(find_idx(folder, f"{prefix}-labels-idx1-ubyte", spec["how_to_get"]))
+    label_path = find_idx(folder, f"{prefix}-labels-idx1-ubyte", spec["how_to_get"])
+    labels = read_idx(label_path)
     if images.ndim != 3 or len(images) != len(labels):
         raise FairbenchError(f"{folder}: {prefix} images and labels do not match in count or shape")
+    num_classes = len(spec["classes"])
+    out_of_range = labels[(labels < 0) | (labels >= num_classes)]
+    if len(out_of_range):
+        raise FairbenchError(f"{label_path}: label {int(out_of_range[0])} is out of range for {num_classes} classes "
+                             f"({len(out_of_range)} such labels); the file is corrupt")
     return images, labels
 
 
