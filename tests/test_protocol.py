@@ -68,3 +68,44 @@ def test_cobra_warm_start_is_plain_sgd_with_dsa(monkeypatch):
     dm.warm_start(None, None, None, hp, DSA())
     assert calls[0]["momentum"] == 0.0 and calls[0]["weight_decay"] == 0.0
     assert calls[0]["schedule"] == "constant" and isinstance(calls[0]["augment"], DSA)
+
+
+def test_reported_rows_match_cells_of_the_papers_protocol():
+    import pandas as pd
+
+    from fairbench.reported import reported_rows
+
+    frame = pd.DataFrame([
+        {"dataset": "cmnist", "ipc": 10, "evaluator": "convnet", "method": "dm+fairdd", "acc": 90.0},
+        {"dataset": "cmnist", "ipc": 10, "evaluator": "convnet", "method": "dm+wbary", "acc": 91.0},
+        {"dataset": "celeba", "ipc": 10, "evaluator": "convnet", "method": "dm", "acc": 60.0},
+    ])
+    rows = reported_rows(frame, suite="fairdd-dm-cmnist")
+    assert rows[["dataset", "method"]].values.tolist() == [["cmnist", "dm+fairdd"], ["celeba", "dm"]]
+    fairdd = rows.iloc[0]
+    assert (fairdd["acc"], fairdd["deo_max"], fairdd["deo_mean"]) == (94.61, 17.04, 7.95)
+    assert "FairDD" in fairdd["source"] and "IPC 10" in fairdd["source"]
+    assert pd.isna(rows.iloc[1]["acc"]) and rows.iloc[1]["deo_max"] == 30.01   # not given: not guessed
+    assert reported_rows(frame, suite="cobra-dm-cmnist").empty                 # another protocol
+    records = [{"dataset": "cmnist", "ipc": 10, "evaluator": "convnet", "method": "dm", "status": "ok",
+                "config": {"suite": "cmnist"}}]
+    assert reported_rows(records)["acc"].tolist() == [25.01]
+
+
+def test_every_paper_suite_resolves_and_says_its_protocol():
+    from fairbench.config import load_suite, merge_settings, RUN_DEFAULTS, suite_names, validate
+    from fairbench.plan import make_plan
+
+    papers = [n for n in suite_names() if n.startswith(("fairdd-", "cobra-"))]
+    assert {"fairdd-dm-cmnist", "fairdd-dc-celeba", "cobra-dm-bffhq", "cobra-dc-cifar10s"} <= set(papers)
+    for name in papers:
+        suite = load_suite(name)
+        assert suite["description"].startswith("paper suite - ")
+        config = validate(merge_settings(RUN_DEFAULTS, suite, dotlist=[])) | {"suite": name}
+        assert make_plan(config)
+    cobra = make_plan(validate(merge_settings(RUN_DEFAULTS, load_suite("cobra-dm-cmnist"), dotlist=[]))
+                      | {"suite": "cobra-dm-cmnist"})
+    at_100 = next(c for c in cobra if c.ipc == 100 and c.method == "dm+cobra")
+    assert (at_100.hparams["iterations"], at_100.hparams["real_batch"], at_100.hparams["lr_img"],
+            at_100.hparams["warmup_epochs"]) == (2600, 600, 1.0, 100)
+    assert at_100.evaluators[0]["train"]["epochs"] == 1500
