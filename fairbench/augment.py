@@ -93,12 +93,22 @@ class DSA:
 
     def apply(self, x: torch.Tensor, params: dict, pair_ids: torch.Tensor) -> torch.Tensor:
         """``x`` transformed by the draw of each sample's pair (a :meth:`sample` or a
-        :meth:`sample_batch` draw). With one transform per pair, every transform chosen runs on
-        the whole batch and each sample keeps its own pair's: a few cheap image operations more,
-        and no data-dependent indexing, so no device sync."""
+        :meth:`sample_batch` draw). With one transform per pair, on the CPU each transform runs on
+        its own samples; on an accelerator every transform chosen runs on the whole batch and each
+        sample keeps its own pair's: a few cheap image operations more, and no data-dependent
+        indexing, so no device sync."""
         if "draws" not in params:
             return self._apply_one(x, params, pair_ids)
-        choice = params["choice"][pair_ids].view(-1, 1, 1, 1)
+        choice = params["choice"][pair_ids]
+        if x.device.type == "cpu":
+            # on the CPU an index costs no sync: each transform runs on its own samples only
+            out = x.clone()
+            for k, draw in params["draws"].items():
+                members = (choice == k).nonzero().flatten()
+                if len(members):
+                    out[members] = self._apply_one(x[members], draw, pair_ids[members])
+            return out
+        choice = choice.view(-1, 1, 1, 1)
         out = x
         for k, draw in params["draws"].items():
             out = torch.where(choice == k, self._apply_one(x, draw, pair_ids), out)
