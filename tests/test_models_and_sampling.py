@@ -48,3 +48,23 @@ def test_impossible_ipc_is_a_clear_error():
     sampler = ClassSampler(torch.tensor([0, 0, 1]), 2)
     with pytest.raises(FairbenchError, match="ipc=2 is impossible.*only 1"):
         sampler.sample_exact(2)
+
+
+@pytest.mark.parametrize("method", ["dm", "dm+cobra", "dc+fairdd", "cafe+cobra"])
+def test_bases_distill_from_unequal_real_batches(method):
+    """Classes of 6 and 3 images with real_batch 5: the step sees 5 + 3 real images, and every
+    base takes the uneven class-major batch."""
+    from fairbench.data import GroupDataset
+    from fairbench.distill import build_distiller, method_hparams
+    from fairbench.distill.base import DistillContext
+
+    torch.manual_seed(0)
+    labels = torch.tensor([0] * 6 + [1] * 3)
+    train = GroupDataset(images=torch.randint(0, 256, (9, 3, 8, 8), dtype=torch.uint8), labels=labels,
+                         groups=torch.tensor([0, 1, 0, 0, 1, 0, 1, 0, 1]), class_names=["a", "b"],
+                         group_names=["x", "y"], mean=(0.5,) * 3, std=(0.5,) * 3)
+    hparams = method_hparams(method, "", 1, {"iterations": 2, "real_batch": 5, "outer_loop": 2, "inner_loop": 1,
+                                             "warmup_epochs": 1})
+    ctx = DistillContext(device=torch.device("cpu"), make_net=lambda: build_model("convnet", 3, 2, 8, width=4, depth=2))
+    syn = build_distiller(method, hparams).distill(train, 1, ctx)
+    assert syn.images.shape[0] == 2 and torch.isfinite(syn.images).all()
