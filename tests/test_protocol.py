@@ -109,3 +109,14 @@ def test_every_paper_suite_resolves_and_says_its_protocol():
     assert (at_100.hparams["iterations"], at_100.hparams["real_batch"], at_100.hparams["lr_img"],
             at_100.hparams["warmup_epochs"]) == (2600, 600, 1.0, 100)
     assert at_100.evaluators[0]["train"]["epochs"] == 1500
+
+
+def test_metrics_undefined_is_a_run_key_that_reaches_every_evaluator():
+    from fairbench.config import resolve_run_config
+    from fairbench.plan import make_plan
+
+    cells = make_plan(resolve_run_config(["metrics.undefined=skip", "evaluators=[convnet,mlp]"]))
+    assert {e["metrics"]["undefined"] for c in cells for e in c.evaluators} == {"skip"}
+    assert all(c.net is None or c.net["metrics"]["undefined"] == "zero" for c in cells)  # synset keys unchanged
+    with pytest.raises(FairbenchError, match="metrics has no setting nope"):
+        make_plan(resolve_run_config(["metrics.nope=1"]))
