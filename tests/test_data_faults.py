@@ -23,7 +23,8 @@ def test_label_out_of_range_in_an_idx_file_names_the_file(tmp_path, fairbench_cl
 def test_an_empty_split_is_an_error_from_the_loader(tmp_path):
     # one image per (age bin, race) cell: the balanced test split takes them all, train is empty
     write_utkface(tmp_path, [(age, 0, race) for age in (5, 25, 50) for race in range(4)])
-    with pytest.raises(FairbenchError, match="dataset 'utkface': the train split of .* is empty with .*test_per_cell=3"):
+    with pytest.raises(FairbenchError,
+                       match="dataset 'utkface': the train split of .* is empty with .*test_per_cell=3"):
         load_dataset("utkface", tmp_path, {"test_per_cell": 3, "image_size": 8})
 
 
