@@ -1,9 +1,13 @@
 """Differentiable Siamese Augmentation (DSA, Zhao & Bilen 2021).
 
-Each call picks one transform of the strategy and draws its parameters per *pair*: samples that
-share a pair id get the same transform. Distillers pass the class id as the pair id for both the
-real batch and the synthetic batch, so real and synthetic images of a class are transformed alike
-within a step while every class gets its own draw; training an evaluator passes one pair per sample.
+Distillers draw with :meth:`DSA.sample`: each *pair* picks its own transform of the strategy and
+its own parameters, and samples that share a pair id get the same transform and parameters.
+Distillers pass the class id as the pair id for both the real batch and the synthetic batch, so
+real and synthetic images of a class are transformed alike within a step while every class draws
+its own transform, as the reference code's one DiffAugment call per class (Siamese seed) does.
+Training an evaluator draws one transform per batch and its parameters per sample
+(:meth:`DSA.per_member`), as the reference's unseeded DiffAugment on a batch does. Scale and
+rotate resample at ``align_corners=False`` (PyTorch's default, which the reference relies on).
 Every transform is differentiable with respect to the images.
 
 Draws come from the global generators, or from a :class:`~fairbench.rng.TrainingRNG` when a
@@ -46,12 +50,25 @@ class DSA:
         return self.strategy.split("_")
 
     def sample(self, num_pairs: int, image_size: int, device, rng: TrainingRNG | None = None) -> dict:
-        """Draw one transform and its parameters for ``num_pairs`` pairs.
+        """Draw a transform and its parameters for each of ``num_pairs`` pairs.
 
-        The choice of transform comes from a CPU generator, so no device sync is needed.
+        The choices come from a CPU generator, so no device sync is needed; each transform chosen
+        draws parameters for every pair (only its own pairs use them), a few numbers per pair.
         """
-        host, generator = (None, None) if rng is None else (rng.host, rng.device)
+        host = None if rng is None else rng.host
+        choice = torch.randint(len(self.transforms), (num_pairs,), generator=host)
+        chosen = sorted(set(choice.tolist()))
+        return {"choice": choice.to(device),
+                "draws": {k: self._draw(self.transforms[k], num_pairs, image_size, device, rng) for k in chosen}}
+
+    def sample_batch(self, num_pairs: int, image_size: int, device, rng: TrainingRNG | None = None) -> dict:
+        """One transform for the whole batch, its parameters drawn for each of ``num_pairs`` pairs."""
+        host = None if rng is None else rng.host
         name = self.transforms[int(torch.randint(len(self.transforms), (), generator=host))]
+        return self._draw(name, num_pairs, image_size, device, rng)
+
+    def _draw(self, name: str, num_pairs: int, image_size: int, device, rng: TrainingRNG | None) -> dict:
+        generator = None if rng is None else rng.device
 
         def uniform(*shape):
             return torch.rand(num_pairs, *shape, device=device, generator=generator)
@@ -75,6 +92,29 @@ class DSA:
         return {"name": name, "angle": (uniform() - 0.5) * 2 * self.rotate / 180 * math.pi}
 
     def apply(self, x: torch.Tensor, params: dict, pair_ids: torch.Tensor) -> torch.Tensor:
+        """``x`` transformed by the draw of each sample's pair (a :meth:`sample` or a
+        :meth:`sample_batch` draw). With one transform per pair, on the CPU each transform runs on
+        its own samples; on an accelerator every transform chosen runs on the whole batch and each
+        sample keeps its own pair's: a few cheap image operations more, and no data-dependent
+        indexing, so no device sync."""
+        if "draws" not in params:
+            return self._apply_one(x, params, pair_ids)
+        choice = params["choice"][pair_ids]
+        if x.device.type == "cpu":
+            # on the CPU an index costs no sync: each transform runs on its own samples only
+            out = x.clone()
+            for k, draw in params["draws"].items():
+                members = (choice == k).nonzero().flatten()
+                if len(members):
+                    out[members] = self._apply_one(x[members], draw, pair_ids[members])
+            return out
+        choice = choice.view(-1, 1, 1, 1)
+        out = x
+        for k, draw in params["draws"].items():
+            out = torch.where(choice == k, self._apply_one(x, draw, pair_ids), out)
+        return out
+
+    def _apply_one(self, x: torch.Tensor, params: dict, pair_ids: torch.Tensor) -> torch.Tensor:
         name = params["name"]
         n, _, h, w = x.shape
         if name == "color":
@@ -105,8 +145,8 @@ class DSA:
             angle = params["angle"][pair_ids]
             theta[:, 0, 0], theta[:, 0, 1] = torch.cos(angle), torch.sin(angle)
             theta[:, 1, 0], theta[:, 1, 1] = -torch.sin(angle), torch.cos(angle)
-        grid = F.affine_grid(theta, list(x.shape), align_corners=True)
-        return F.grid_sample(x, grid, align_corners=True)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, align_corners=False)
 
     def __call__(self, x: torch.Tensor, rng: TrainingRNG | None = None) -> torch.Tensor:
         """Augment ``x`` with independent parameters per sample (training an evaluator)."""
@@ -120,13 +160,13 @@ class DSA:
         most one call per transform in the strategy, not one per member.
         """
         size = x.shape[1]
-        draws = [self.sample(size, x.shape[-1], x.device, rng) for rng in rngs]
+        draws = [self.sample_batch(size, x.shape[-1], x.device, rng) for rng in rngs]
         out: list[torch.Tensor | None] = [None] * len(draws)
         for name in dict.fromkeys(d["name"] for d in draws):
             members = [k for k, d in enumerate(draws) if d["name"] == name]
             batch = torch.cat([x[k] for k in members])
             params = _concat_draws([draws[k] for k in members])
-            augmented = self.apply(batch, params, torch.arange(len(batch), device=x.device))
+            augmented = self._apply_one(batch, params, torch.arange(len(batch), device=x.device))
             for k, chunk in zip(members, augmented.split(size)):
                 out[k] = chunk
         return torch.stack(out)

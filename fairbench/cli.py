@@ -27,6 +27,7 @@ def _run(args) -> int:
     from .harness import run_suite
     from .leaderboard import render_report
     from .plan import describe_plan, make_plan
+    from .reported import render_reported
 
     config = resolve_run_config(args.overrides)
     if args.dry_run:
@@ -36,6 +37,9 @@ def _run(args) -> int:
         return 0
     out, frame, failures = run_suite(config, log=_log)
     print(render_report(frame))
+    reported = render_reported(frame, config["suite"])
+    if reported:
+        print("\n" + reported)
     print(f"\nresults: {out}/results.jsonl  tables: {out}/leaderboard.csv, {out}/leaderboard.md, "
           f"{out}/leaderboard_across_evaluators.csv")
     if failures:

@@ -47,10 +47,11 @@ RUN_KEYS: dict[str, tuple[object, str]] = {
     "distill": ({}, "method hyperparameters, e.g. distill.iterations=100 or distill.dm+cobra.warmup_epochs=2"),
     "eval": ({}, "evaluator training settings, e.g. eval.epochs=300"),
     "models": ({}, "per-evaluator model settings, e.g. models.convnet.width=64"),
+    "metrics": ({}, "metric conventions, e.g. metrics.undefined=skip (default zero, the reference's)"),
 }
 RUN_DEFAULTS: dict = {key: default for key, (default, _) in RUN_KEYS.items()}
 _LIST_KEYS = {"datasets": str, "methods": str, "evaluators": str, "ipc": int, "seeds": int}
-_MAPPING_KEYS = ("dataset", "distill", "eval", "models")
+_MAPPING_KEYS = ("dataset", "distill", "eval", "models", "metrics")
 _KEY = re.compile(r"^[A-Za-z_][\w\-]*(\.[\w\-+:]+)*$")
 SUPPORTED_DEVICES = "auto, cpu, cuda, cuda:N, mps"
 

@@ -25,12 +25,12 @@ from .data import GroupDataset
 from .distill import SyntheticSet
 from .ensemble import Ensemble, vectorisation_blocker
 from .errors import FairbenchError, first_line, unknown_choice
-from .metrics import group_fairness
+from .metrics import METRIC_DEFAULTS, UNDEFINED, group_fairness
 from .models import MODEL_BUILDERS, build_model, check_timm_name
 from .overrides import apply_overrides
 from .registry import add_entry, entries, entry, source_of
 from .rng import TrainingRNG
-from .train import fit, predict, train_classifier
+from .train import SCHEDULES, fit, predict, train_classifier
 
 TIMM_PREFIX = "timm:"
 
@@ -67,19 +67,25 @@ def check_evaluator(name: str, what: str = "evaluator") -> None:
         raise unknown_choice(what, name, evaluator_names())
 
 
-def evaluator_spec(name: str, train_overrides: dict | None = None, model_overrides: dict | None = None) -> dict:
+def evaluator_spec(name: str, train_overrides: dict | None = None, model_overrides: dict | None = None,
+                   metrics: dict | None = None) -> dict:
+    """The resolved evaluator: architecture, model settings, training settings (``schedule``
+    included) and the metric conventions (run key ``metrics.*``; defaults from
+    :data:`~fairbench.metrics.METRIC_DEFAULTS`). Everything that decides a result is in here,
+    so it is in every record and in the cell id."""
     check_evaluator(name)
     is_timm = name.startswith(TIMM_PREFIX)
     spec = entry("evaluators", "timm" if is_timm else name)
     model = apply_overrides(f"evaluator '{name}' (models.{name})", spec.get("model") or {}, model_overrides or {})
     if is_timm:
         model["name"] = name[len(TIMM_PREFIX):]
-    return {
-        "name": name,
-        "arch": spec["arch"],
-        "model": model,
-        "train": apply_overrides("evaluator training (eval)", spec.get("train") or {}, train_overrides or {}),
-    }
+    train = apply_overrides("evaluator training (eval)", spec.get("train") or {}, train_overrides or {})
+    if train.get("schedule", "reference") not in SCHEDULES:
+        raise unknown_choice("eval.schedule", train["schedule"], SCHEDULES)
+    conventions = apply_overrides("metrics", METRIC_DEFAULTS, metrics)
+    if conventions["undefined"] not in UNDEFINED:
+        raise unknown_choice("metrics.undefined", conventions["undefined"], UNDEFINED)
+    return {"name": name, "arch": spec["arch"], "model": model, "train": train, "metrics": conventions}
 
 
 def make_model(spec: dict, image_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
@@ -168,5 +174,7 @@ def evaluate_synthetic(syn: SyntheticSet, test: GroupDataset, spec: dict, seeds:
         for model, rng in chain([first], members):
             train_classifier(model, images, labels, augment=augment, rng=rng, progress=progress, **train)
             predictions.append(predict(model, test, device))
-    runs = [group_fairness(test.labels, p, test.groups, test.num_classes, test.num_groups) for p in predictions]
+    undefined = spec.get("metrics", METRIC_DEFAULTS)["undefined"]
+    runs = [group_fairness(test.labels, p, test.groups, test.num_classes, test.num_groups, undefined)
+            for p in predictions]
     return Evaluation(runs, "sequential" if reason else "ensemble", reason)

@@ -2,8 +2,12 @@
 
 Cells are (group g, class c). Recall r_gc = P(ŷ = c | y = c, g) is defined where the cell has test
 samples; precision p_gc = P(y = c | ŷ = c, g) where group g has predictions of c. A class's gap is
-max_g − min_g over its defined cells, and classes with no defined cell are left out. The reference
-code counts an empty cell as 0, which turns "no data" into a maximal gap; fairbench does not.
+max_g − min_g over the groups. What an undefined cell counts for is the ``undefined`` convention:
+
+- ``"zero"`` (the default, the reference code's): an undefined cell counts as 0 and every class
+  has a gap over all groups. A model that predicts colour instead of digit then gets the maximal
+  sufficiency gap, and a test split with an empty cell gives that class a gap of its best recall.
+- ``"skip"``: undefined cells are left out, and classes with no defined cell too.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import numpy as np
 import torch
 
 METRICS = ("acc", "deo_max", "deo_mean", "suff_max", "suff_mean", "worst_group_acc")
+UNDEFINED = ("zero", "skip")
+METRIC_DEFAULTS = {"undefined": "zero"}   # the run key ``metrics.undefined``
 
 
 def _gaps(rates: torch.Tensor) -> torch.Tensor:
@@ -28,8 +34,12 @@ def _summary(values: torch.Tensor) -> tuple[float, float]:
     return 100 * float(values.max()), 100 * float(values.mean())
 
 
-def group_fairness(y_true, y_pred, groups, num_classes: int, num_groups: int) -> dict[str, float]:
-    """``acc``, ``deo_max``, ``deo_mean``, ``suff_max``, ``suff_mean``, ``worst_group_acc`` (percent)."""
+def group_fairness(y_true, y_pred, groups, num_classes: int, num_groups: int,
+                   undefined: str = "zero") -> dict[str, float]:
+    """``acc``, ``deo_max``, ``deo_mean``, ``suff_max``, ``suff_mean``, ``worst_group_acc`` (percent),
+    with undefined cells counted by the ``undefined`` convention (``"zero"`` or ``"skip"``)."""
+    if undefined not in UNDEFINED:
+        raise ValueError(f"unknown undefined-cell convention {undefined!r}; choose from {', '.join(UNDEFINED)}")
     y, p, g = (torch.as_tensor(np.asarray(a) if not torch.is_tensor(a) else a).long().flatten().cpu()
                for a in (y_true, y_pred, groups))
     if not (len(y) == len(p) == len(g)) or len(y) == 0:
@@ -41,6 +51,8 @@ def group_fairness(y_true, y_pred, groups, num_classes: int, num_groups: int) ->
     predicted = torch.bincount(g * num_classes + p, minlength=cells).view(num_groups, num_classes)
     recall = hits / support.double()            # 0/0 → NaN marks an empty cell
     precision = hits / predicted.double()
+    if undefined == "zero":
+        recall, precision = recall.nan_to_num(0.0), precision.nan_to_num(0.0)
     deo_max, deo_mean = _summary(_gaps(recall))
     suff_max, suff_mean = _summary(_gaps(precision))
     group_size = support.sum(1)

@@ -68,7 +68,8 @@ def make_plan(config: dict) -> list[Cell]:
         check_evaluator(name, "evaluator (in models.)")
     for name in config["evaluators"]:
         check_evaluator(name)
-    evaluators = [evaluator_spec(e, config["eval"], config["models"].get(e)) for e in config["evaluators"]]
+    evaluators = [evaluator_spec(e, config["eval"], config["models"].get(e), config["metrics"])
+                  for e in config["evaluators"]]
     for spec in evaluators:
         _check_training(spec)
 

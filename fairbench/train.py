@@ -59,24 +59,50 @@ def batch_slices(n: int, batch_size: int) -> list[slice]:
     return [slice(start, stop) for start, stop in zip(starts, starts[1:] + [n])]
 
 
+SCHEDULES = ("reference", "multistep", "constant")
+
+
+def _epoch_rates(epochs: int, lr: float, schedule: str) -> list[float]:
+    """The learning rate of each epoch; a change of rate starts a new optimizer (momentum reset).
+
+    ``reference`` (the DC/DM/FairDD/COBRA evaluation code): ``epochs + 1`` epochs, lr × 0.1 after
+    epoch ``epochs // 2 + 1`` (0-based), by building a new SGD, so the momentum buffers start over.
+    ``multistep``: fairbench's earlier schedule, ``epochs`` epochs with the same decay point but
+    momentum kept through it (as ``MultiStepLR`` would). ``constant``: ``epochs`` epochs at ``lr``,
+    as the inner loops of DC-style distillers, MTT's experts and COBRA's warm start train.
+    """
+    if schedule == "reference":
+        return [lr if ep <= epochs // 2 + 1 else lr * 0.1 for ep in range(epochs + 1)]
+    if schedule == "multistep":
+        return [lr if ep <= epochs // 2 else lr * 0.1 for ep in range(epochs)]
+    if schedule == "constant":
+        return [lr] * epochs
+    raise ValueError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
+
+
 def fit(learner: Learner, images: torch.Tensor, labels: torch.Tensor, rngs: Sequence[TrainingRNG | None], *,
         epochs: int, lr: float, momentum: float, weight_decay: float, batch_size: int,
-        augment: DSA | None = None, progress: Callable = lambda it, **_: it, lr_decay: bool = True,
+        augment: DSA | None = None, progress: Callable = lambda it, **_: it, schedule: str = "reference",
         sample_weight: torch.Tensor | None = None, on_epoch: Callable[[], None] | None = None) -> None:
-    """SGD with the DC/DM protocol: lr × 0.1 from epoch E//2 + 1, a fresh shuffle each epoch.
+    """SGD with a fresh shuffle each epoch, its learning rate following ``schedule`` (see
+    :func:`_epoch_rates`; ``reference`` is the evaluation protocol of the papers' code).
 
     Member k shuffles and augments with ``rngs[k]`` (None: the global generators). SGD's update is
     elementwise, so one optimizer over an ensemble's stacked parameters steps each member exactly
-    as its own optimizer would. ``lr_decay=False`` keeps the rate constant, as the inner loops of
-    DC-style distillers do; ``sample_weight`` (mean 1) reweights each sample's loss (MTT's
+    as its own optimizer would. ``sample_weight`` (mean 1) reweights each sample's loss (MTT's
     group-balanced experts); ``on_epoch`` runs after every epoch (experts snapshot there).
     """
-    optimizer = torch.optim.SGD(learner.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    milestones = [epochs // 2 + 1] if lr_decay else []
-    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+    rates = _epoch_rates(epochs, lr, schedule)
+    keeps_momentum = schedule == "multistep"
+    optimizer = None
     learner.train()
     n = len(images)
-    for _ in progress(range(epochs), desc=f"train evaluator{'s' if len(rngs) > 1 else ''}"):
+    for ep in progress(range(len(rates)), desc=f"train evaluator{'s' if len(rngs) > 1 else ''}"):
+        if optimizer is None or (rates[ep] != rates[ep - 1] and not keeps_momentum):
+            optimizer = torch.optim.SGD(learner.parameters(), lr=rates[ep], momentum=momentum,
+                                        weight_decay=weight_decay)
+        for group in optimizer.param_groups:
+            group["lr"] = rates[ep]
         orders = torch.stack([torch.randperm(n, device=images.device, generator=None if rng is None else rng.device)
                               for rng in rngs])
         for batch in batch_slices(n, batch_size):
@@ -89,7 +115,6 @@ def fit(learner: Learner, images: torch.Tensor, labels: torch.Tensor, rngs: Sequ
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        schedule.step()
         if on_epoch is not None:
             on_epoch()
 
@@ -98,7 +123,7 @@ def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
                      lr: float, momentum: float, weight_decay: float, batch_size: int,
                      augment: DSA | None = None, rng: TrainingRNG | None = None,
                      progress: Callable = lambda it, **_: it, **options) -> nn.Module:
-    """One model trained by :func:`fit`; ``options`` are its ``lr_decay``, ``sample_weight``, ``on_epoch``."""
+    """One model trained by :func:`fit`; ``options`` are its ``schedule``, ``sample_weight``, ``on_epoch``."""
     fit(_Single(model), images, labels, [rng], epochs=epochs, lr=lr, momentum=momentum,
         weight_decay=weight_decay, batch_size=batch_size, augment=augment, progress=progress, **options)
     return model

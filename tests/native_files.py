@@ -25,16 +25,20 @@ def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
 
 
 def write_mnist(root: Path, per_class_train: int = 20, per_class_test: int = 10, folder: str = "MNIST",
-                compress: bool = False, seed: int = 0) -> Path:
-    """idx files under ``root/<folder>/raw`` in torchvision's layout: digits are random blobs."""
+                compress: bool = False, seed: int = 0, labels: tuple | None = None) -> Path:
+    """idx files under ``root/<folder>/raw`` in torchvision's layout: digits are random blobs;
+    ``labels`` = (train labels, test labels) replaces the shuffled ``per_class`` layout."""
     rng = np.random.default_rng(seed)
     raw = root / folder / "raw"
-    for prefix, per_class in (("train", per_class_train), ("t10k", per_class_test)):
-        labels = np.repeat(np.arange(10), per_class)
-        rng.shuffle(labels)
-        images = rng.integers(0, 256, (len(labels), 28, 28))
+    for split, (prefix, per_class) in enumerate((("train", per_class_train), ("t10k", per_class_test))):
+        if labels is None:
+            split_labels = np.repeat(np.arange(10), per_class)
+            rng.shuffle(split_labels)
+        else:
+            split_labels = np.asarray(labels[split])
+        images = rng.integers(0, 256, (len(split_labels), 28, 28))
         write_idx(raw / f"{prefix}-images-idx3-ubyte", images, compress)
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels, compress)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", split_labels, compress)
     return raw
 
 

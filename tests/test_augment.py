@@ -56,3 +56,38 @@ def test_crop_shifts_by_whole_pixels_with_zero_fill():
 def test_unknown_transform_is_refused():
     with pytest.raises(ValueError, match="unknown DSA"):
         DSA(strategy="color_blur")
+
+
+def test_each_class_draws_its_own_transform_and_shares_it_with_its_synthetic_images():
+    """The reference calls DiffAugment once per class with one seed for real and synthetic: each
+    class its own transform type, real and synthetic of a class on the same draw."""
+    dsa = DSA()
+    torch.manual_seed(0)
+    params = dsa.sample(40, 16, "cpu")
+    assert len(set(params["choice"].tolist())) > 1          # not one transform for every class
+    classes = torch.arange(40)
+    real = torch.randn(40, 3, 16, 16)
+    torch.testing.assert_close(dsa.apply(real, params, classes),
+                               dsa.apply(real.flip(0), params, classes.flip(0)).flip(0))
+    # a class's images all get its transform: class 5's two copies come out identical
+    pair = dsa.apply(real[5:6].repeat(2, 1, 1, 1), params, torch.tensor([5, 5]))
+    torch.testing.assert_close(pair[0], pair[1])
+
+
+@pytest.mark.parametrize("name,key,value", [("scale", "factors", torch.tensor([[1.3, 0.8]])),
+                                            ("rotate", "angle", torch.tensor([0.3]))])
+def test_geometric_transforms_resample_like_the_reference(name, key, value):
+    """The reference calls affine_grid / grid_sample with PyTorch's default align_corners=False."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 8, 8)
+    out = DSA().apply(x, {"name": name, key: value}, torch.tensor([0]))
+    theta = torch.zeros(1, 2, 3)
+    if name == "scale":
+        theta[0, 0, 0], theta[0, 1, 1] = value[0]
+    else:
+        c, s = torch.cos(value[0]), torch.sin(value[0])
+        theta[0] = torch.tensor([[c, s, 0.0], [-s, c, 0.0]])
+    expected = F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False), align_corners=False)
+    torch.testing.assert_close(out, expected)

@@ -185,3 +185,28 @@ def test_idc_mosaics_decode_into_factor_squared_images_of_their_class():
     originals = train.normalize(train.images[:8])
     smalls = F.interpolate(originals, size=(4, 4), mode="bilinear", align_corners=False, antialias=True)
     assert min((smalls[i] - tile).abs().max().item() for i in range(8)) < 1e-5
+
+
+@pytest.mark.parametrize("aggregation", ["vanilla", "cobra"])
+def test_dc_targets_with_unequal_class_counts_are_each_class_mean_gradient(batch, aggregation):
+    """Up to real_batch per class gives classes different counts: the per-sample path must give
+    each class the mean gradient of its own images, as the reference's per-class loop does."""
+    net, real, labels, groups, _, _ = batch
+    keep = torch.tensor([0, 1, 2, 3, 4, 5])            # class 0: 4 images, class 1: 2
+    real, labels, groups = real[keep], labels[keep], groups[keep]
+    terms = matching_terms(aggregation, labels, groups, C, G)
+    targets = real_gradient_targets(net, terms, real, labels, equal_counts=False)
+    params = [name for name, p in net.named_parameters() if p.dim() > 1]
+    for c in range(C):
+        if aggregation == "vanilla":
+            mask = labels == c
+            expected = weight_grads(net, real[mask], labels[mask], torch.full((int(mask.sum()),), 1 / mask.sum()))
+        else:
+            per_group = []
+            for g in groups[labels == c].unique().tolist():
+                mask = group_mask(labels, groups, c, g)
+                per_group.append(weight_grads(net, real[mask], labels[mask],
+                                              torch.full((int(mask.sum()),), 1 / mask.sum())))
+            expected = [sum(gs) / len(gs) for gs in zip(*per_group)]
+        for name, grad in zip(params, expected):
+            torch.testing.assert_close(targets[name][c, 0], grad.detach(), rtol=1e-4, atol=1e-6)

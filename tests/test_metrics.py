@@ -21,12 +21,12 @@ def test_hand_computed_two_groups():
     assert m["worst_group_acc"] == pytest.approx(75.0)
 
 
-def test_empty_cell_is_left_out_not_counted_as_zero():
+def test_skip_leaves_an_empty_cell_out():
     # group 1 has no sample of class 1: class 1's gap uses group 0 alone (gap 0), not 1 - 0.
     y = torch.tensor([0, 1, 0])
     p = torch.tensor([0, 1, 1])
     g = torch.tensor([0, 0, 1])
-    m = group_fairness(y, p, g, 2, 2)
+    m = group_fairness(y, p, g, 2, 2, undefined="skip")
     assert m["deo_max"] == pytest.approx(100.0)   # class 0: recall 1 in g0, 0 in g1
     assert m["deo_mean"] == pytest.approx(50.0)   # (100 + 0) / 2, class 1 has one cell
     # precision class 1: g0 1/1, g1 0/1 → 100; class 0: g0 1/1, g1 undefined → 0
@@ -35,14 +35,62 @@ def test_empty_cell_is_left_out_not_counted_as_zero():
     assert m["worst_group_acc"] == pytest.approx(0.0)
 
 
-def test_class_never_predicted_leaves_precision_undefined():
+def test_skip_leaves_a_class_never_predicted_out():
     y = np.array([0, 1, 0, 1])
     p = np.array([0, 0, 0, 0])
     g = np.array([0, 0, 1, 1])
-    m = group_fairness(y, p, g, 2, 2)
+    m = group_fairness(y, p, g, 2, 2, undefined="skip")
     assert m["acc"] == pytest.approx(50.0)
     assert m["deo_max"] == pytest.approx(0.0)   # both groups: recall 1 for class 0, 0 for class 1
     assert m["suff_max"] == pytest.approx(0.0)  # only class 0 defined: 1/2 in both groups
+
+
+def test_zero_is_the_default_and_counts_an_empty_cell_as_zero():
+    # The reference convention: group 1's empty class-1 cell has recall 0, so class 1's gap is
+    # 1 - 0; its class-0 cell has no predictions, so its precision is 0 too.
+    y = torch.tensor([0, 1, 0])
+    p = torch.tensor([0, 1, 1])
+    g = torch.tensor([0, 0, 1])
+    m = group_fairness(y, p, g, 2, 2)
+    assert m == group_fairness(y, p, g, 2, 2, undefined="zero")
+    assert m["deo_max"] == pytest.approx(100.0)
+    assert m["deo_mean"] == pytest.approx(100.0)   # (100 + 100) / 2
+    assert m["suff_max"] == pytest.approx(100.0)
+    assert m["suff_mean"] == pytest.approx(100.0)  # class 0: g0 1/1, g1 no predictions → 0
+
+
+def test_zero_gives_a_colour_predictor_a_sufficiency_gap():
+    # Ten classes, ten colours; the model predicts the colour. Every (colour g, class c) cell with
+    # predictions has c == g, so precision (1/10 there) is defined only on the diagonal: "skip"
+    # sees no gap, the reference counts the off-diagonal cells as 0: a gap of 10 in every class.
+    y = torch.arange(10).repeat_interleave(10)
+    g = torch.arange(10).repeat(10)
+    m_zero = group_fairness(y, g, g, 10, 10)
+    m_skip = group_fairness(y, g, g, 10, 10, undefined="skip")
+    assert m_skip["suff_max"] == pytest.approx(0.0)
+    assert m_zero["suff_max"] == pytest.approx(10.0)
+    assert m_zero["suff_mean"] == pytest.approx(10.0)
+
+
+def test_zero_turns_one_empty_test_cell_into_a_full_gap():
+    # A 98%-accurate model on 10 classes x 2 groups, where group 1 has no test sample of class 3:
+    # the reference convention gives class 3 a gap of its recall in group 0 (100), skip does not.
+    y = torch.arange(10).repeat(10)
+    g = torch.arange(100) % 2
+    keep = ~((y == 3) & (g == 1))
+    y, g = y[keep], g[keep]
+    p = y.clone()
+    p[:2] = (p[:2] + 1) % 10  # two mistakes
+    zero = group_fairness(y, p, g, 10, 2)
+    skip = group_fairness(y, p, g, 10, 2, undefined="skip")
+    assert zero["acc"] > 97
+    assert zero["deo_max"] == pytest.approx(100.0)
+    assert skip["deo_max"] < 50
+
+
+def test_unknown_convention_is_refused():
+    with pytest.raises(ValueError, match="zero, skip"):
+        group_fairness([0, 1], [0, 1], [0, 1], 2, 2, undefined="ignore")
 
 
 def test_perfect_predictions_have_no_gap():

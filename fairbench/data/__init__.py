@@ -90,4 +90,9 @@ def load_dataset(name: str, data_root: str | Path, overrides: dict | None = None
         splits = build(root, **(spec.get("fixed") or {}), **params)
     splits.name = name
     splits.params = params
+    for split in ("train", "test"):
+        if len(getattr(splits, split)) == 0:
+            settings = ", ".join(f"{k}={v}" for k, v in params.items())
+            raise FairbenchError(f"dataset '{name}': the {split} split of {splits.source} is empty with {settings}; "
+                                 "more source images or other settings are needed")
     return splits

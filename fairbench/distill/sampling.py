@@ -8,10 +8,12 @@ from ..errors import FairbenchError
 
 
 class ClassSampler:
-    """Draws the same number of samples from every class, without replacement, in one operation.
+    """Draws up to ``per_class`` samples of every class, without replacement, in one operation.
 
-    Random scores are ranked per class row (padding rows of smaller classes never win), which is a
-    per-class random permutation with no Python loop over classes.
+    As the reference code's ``get_images(c, batch_real)`` does, a class smaller than ``per_class``
+    gives all it has while the others give ``per_class``: the real batch is not cut to the smallest
+    class. Random scores are ranked per class row (padding rows of smaller classes never win),
+    which is a per-class random permutation with no Python loop over classes.
     """
 
     def __init__(self, labels: torch.Tensor, num_classes: int):
@@ -19,18 +21,26 @@ class ClassSampler:
         self.order = torch.argsort(labels, stable=True)
         self.offsets = (torch.cumsum(counts, 0) - counts).unsqueeze(1)
         self.min_count = int(counts.min())
-        max_count = int(counts.max())
+        self.max_count = max_count = int(counts.max())
         self.invalid = torch.arange(max_count, device=labels.device).unsqueeze(0) >= counts.unsqueeze(1)
         if self.min_count == 0:
             missing = (counts == 0).nonzero().flatten().tolist()
             raise FairbenchError(f"classes {missing} have no training samples")
 
-    def sample(self, per_class: int) -> torch.Tensor:
-        """Class-major indices, ``min(per_class, smallest class)`` per class."""
-        k = min(per_class, self.min_count)
+    def equal_counts(self, per_class: int) -> bool:
+        """Whether :meth:`sample` gives every class the same count (no class is smaller)."""
+        return per_class <= self.min_count
+
+    def sample(self, per_class: int, equal: bool = False) -> torch.Tensor:
+        """Class-major indices, ``min(per_class, class size)`` of each class; ``equal=True`` cuts
+        every class to the smallest (what a consumer needing a (classes, k) layout asks for)."""
+        k = min(per_class, self.min_count if equal else self.max_count)
         scores = torch.rand(self.invalid.shape, device=self.invalid.device).masked_fill(self.invalid, 2.0)
         pick = scores.topk(k, dim=1, largest=False).indices
-        return self.order[self.offsets + pick].flatten()
+        index = self.order[(self.offsets + pick).clamp_max(len(self.order) - 1)]
+        if equal or self.equal_counts(k):
+            return index.flatten()
+        return index[~self.invalid[:, :k]]
 
     def sample_exact(self, per_class: int) -> torch.Tensor:
         """Exactly ``per_class`` per class (initialising IPC images), or a clear error."""
