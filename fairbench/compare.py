@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from collections import Counter
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -81,7 +82,7 @@ class Comparison:
 
     def summary(self) -> str:
         failing = self.failing()
-        counts = ", ".join(f"{n} {v}" for v, n in sorted(_count(r.verdict for r in self.rows).items()))
+        counts = ", ".join(f"{n} {v}" for v, n in sorted(Counter(r.verdict for r in self.rows).items()))
         if not failing:
             return f"passed: {counts}"
         cells = sorted({f"{row.cell} {row.metric}" for row in failing})
@@ -109,13 +110,6 @@ class Comparison:
 
     def minimums(self) -> dict:
         return {**MIN_EFFECT, **(self.min_effect or {})}
-
-
-def _count(items) -> dict:
-    counts: dict = {}
-    for item in items:
-        counts[item] = counts.get(item, 0) + 1
-    return counts
 
 
 def _show(value, digits: int = 2, signed: bool = False) -> str:
