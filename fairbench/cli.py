@@ -8,6 +8,8 @@
     fairbench data NAME [key=value ...] [--json]
     fairbench leaderboard OUT
     fairbench --version
+    fairbench regress BASELINE [key=value ...] [--allow-change] [--update] [--markdown FILE] [--json FILE]
+    fairbench compare A B [--allow-change] [--markdown FILE] [--json FILE]
 
 Bad input of any kind prints one ``fairbench: error: ...`` line and exits with code 2. A run in
 which some cells failed (a diverging distillation) names them and exits with code 1.
@@ -170,6 +172,36 @@ def _leaderboard(args) -> int:
     return 0
 
 
+def _regress(args) -> int:
+    from .regress import regress_command
+
+    return regress_command(args.baseline, args.overrides, update=args.update, markdown=args.markdown,
+                           json_path=args.json, log=_log, **_verdict_options(args))
+
+
+def _compare(args) -> int:
+    from .compare import compare_folders, publish
+
+    comparison = compare_folders(args.a, args.b, **_verdict_options(args))
+    return publish(comparison, f"fairbench compare {args.a} {args.b}", args.markdown, args.json)
+
+
+def _verdict_options(args) -> dict:
+    return {"allow_change": args.allow_change, "alpha": args.alpha, "min_effect": args.min_effect}
+
+
+def _add_verdict_options(parser: argparse.ArgumentParser) -> None:
+    from .compare import ALPHA
+
+    parser.add_argument("--allow-change", action="store_true",
+                        help="pass where a deterministic rerun on the same machine differs (still fail on 'worse')")
+    parser.add_argument("--alpha", type=float, default=ALPHA, help=f"level of the one-sided Welch test (default {ALPHA})")
+    parser.add_argument("--min-effect", type=float, default=None, metavar="POINTS",
+                        help="one minimum effect for every metric (default: 10 points for means, 20 for max/min)")
+    parser.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown (e.g. $GITHUB_STEP_SUMMARY)")
+    parser.add_argument("--json", metavar="FILE", help="also write every verdict as JSON")
+
+
 class _Parser(argparse.ArgumentParser):
     """Every usage error, of the top command or a sub-command, reads ``fairbench: error: ...``."""
 
@@ -256,6 +288,20 @@ def build_parser() -> argparse.ArgumentParser:
     board = commands.add_parser("leaderboard", help="re-render the tables of a run folder from its records")
     board.add_argument("out", help="the out folder of a run (holds results.jsonl)")
     board.set_defaults(handler=_leaderboard)
+
+    regress = commands.add_parser("regress", help="rerun a baseline's recorded protocol and fail (exit 1) where it got worse")
+    regress.add_argument("baseline", help="a run folder (results.jsonl) or a folder of leaderboard entries")
+    regress.add_argument("overrides", nargs="*", metavar="key=value",
+                         help="settings on top of the recorded ones, e.g. out=DIR device=cuda")
+    regress.add_argument("--update", action="store_true", help="rewrite the baseline from the rerun and say what changed")
+    _add_verdict_options(regress)
+    regress.set_defaults(handler=_regress)
+
+    compare = commands.add_parser("compare", help="compare run folder B with run folder A cell by cell, nothing rerun")
+    compare.add_argument("a", help="the reference run folder")
+    compare.add_argument("b", help="the run folder judged against it")
+    _add_verdict_options(compare)
+    compare.set_defaults(handler=_compare)
     return parser
 
 

@@ -18,6 +18,10 @@ import torch
 METRICS = ("acc", "deo_max", "deo_mean", "suff_max", "suff_mean", "worst_group_acc")
 UNDEFINED = ("zero", "skip")
 METRIC_DEFAULTS = {"undefined": "zero"}   # the run key ``metrics.undefined``
+# Which way is better, for every metric: tables mark the best value and ``fairbench regress`` knows
+# which direction is a regression (accuracy falling, a gap rising).
+HIGHER_IS_BETTER = {"acc": True, "deo_max": False, "deo_mean": False, "suff_max": False, "suff_mean": False,
+                    "worst_group_acc": True}
 
 
 def _gaps(rates: torch.Tensor) -> torch.Tensor:
