@@ -6,6 +6,8 @@
     fairbench list {suites,datasets,methods,evaluators}
     fairbench data NAME [key=value ...] [--json]
     fairbench leaderboard OUT
+    fairbench submit RUN_DIR -o BUNDLE [--meta META.yaml]
+    fairbench verify BUNDLE [key=value ...] [--json FILE]
 
 Bad input of any kind prints one ``fairbench: error: ...`` line and exits with code 2. A run in
 which some cells failed (a diverging distillation) names them and exits with code 1.
@@ -109,6 +111,26 @@ def _leaderboard(args) -> int:
     return 0
 
 
+def _submit(args) -> int:
+    from .submit import submit
+
+    print(f"bundle: {submit(args.run_dir, args.output, args.meta)}")
+    return 0
+
+
+def _verify(args) -> int:
+    import json
+
+    from .atomic import write_text_atomic
+    from .verify import Verifier, render_verification, verify_settings
+
+    result = Verifier(verify_settings(args.overrides)).verify(args.bundle)
+    print(render_verification(result))
+    if args.json:
+        write_text_atomic(args.json, json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
+    return 0 if result["verified"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fairbench", description="Benchmark suite for fair dataset distillation.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -141,6 +163,19 @@ def build_parser() -> argparse.ArgumentParser:
                       help="data_root=DIR, download=true, and dataset parameters such as rho=0.95 or target=Blond_Hair")
     data.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     data.set_defaults(handler=_data)
+
+    submit = commands.add_parser("submit", help="bundle a run's synthetic sets and claimed metrics for the leaderboard")
+    submit.add_argument("run_dir", help="the out folder of a run (holds results.jsonl and synsets/)")
+    submit.add_argument("-o", "--output", required=True, help="the bundle to write: a new folder, or a file ending in .zip")
+    submit.add_argument("--meta", help="YAML with the submission's name, paper, code, authors, notes")
+    submit.set_defaults(handler=_submit)
+
+    verify = commands.add_parser("verify", help="re-evaluate a bundle with fresh seeds and check it (exit 0 verified, 1 not)")
+    verify.add_argument("bundle", help="a bundle folder or .zip made by fairbench submit")
+    verify.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="device=cuda data_root=DIR num_eval=5 seed=N metrics=[acc,deo_mean] z=3 floor=2.0 ...")
+    verify.add_argument("--json", help="also write the whole verification as JSON to this file")
+    verify.set_defaults(handler=_verify)
 
     board = commands.add_parser("leaderboard", help="re-render the tables of a run folder from its records")
     board.add_argument("out", help="the out folder of a run (holds results.jsonl)")
