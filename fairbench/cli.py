@@ -5,7 +5,8 @@
     fairbench bench overhead [key=value ...]
     fairbench list {suites,datasets,methods,evaluators}
     fairbench data NAME [key=value ...] [--json]
-    fairbench leaderboard OUT
+    fairbench leaderboard OUT | add BUNDLE [key=value ...] | render [--root DIR]
+    fairbench show SYNSET -o grid.png [key=value ...]
     fairbench submit RUN_DIR -o BUNDLE [--meta META.yaml]
     fairbench verify BUNDLE [key=value ...] [--json FILE]
 
@@ -33,14 +34,22 @@ def _run(args) -> int:
         return 0
     out, frame, failures = run_suite(config, log=_log)
     print(render_report(frame))
+    _run_plots(out)
     print(f"\nresults: {out}/results.jsonl  tables: {out}/leaderboard.csv, {out}/leaderboard.md, "
-          f"{out}/leaderboard_across_evaluators.csv")
+          f"{out}/leaderboard_across_evaluators.csv  plots: {out}/plots/")
     if failures:
         _log(f"fairbench: {len(failures)} cells failed (recorded with status 'failed', left out of the tables):")
         for failure in failures:
             _log(f"  {failure}")
         return 1
     return 0
+
+
+def _run_plots(out) -> None:
+    from .plots import write_run_plots
+    from .results import read_records
+
+    write_run_plots(out, read_records(out, missing_ok=True))
 
 
 def _log(msg: str) -> None:
@@ -104,10 +113,39 @@ def _data(args) -> int:
 
 
 def _leaderboard(args) -> int:
+    action, rest = args.overrides[0], args.overrides[1:]
+    if action == "add" and rest:
+        return _leaderboard_add(rest[0], rest[1:], args.root)
+    if action == "render" and not rest:
+        from .render import render_leaderboard
+
+        written = render_leaderboard(args.root)
+        print("\n".join(str(path) for path in written))
+        return 0
+    if rest:
+        raise FairbenchError("write fairbench leaderboard OUT, leaderboard add BUNDLE [key=value ...] "
+                             "or leaderboard render")
     from .leaderboard import render_report, write_leaderboard
     from .results import read_records
 
-    print(render_report(write_leaderboard(args.out, read_records(args.out))))
+    print(render_report(write_leaderboard(action, read_records(action))))
+    return 0
+
+
+def _leaderboard_add(bundle: str, overrides: list[str], root: str) -> int:
+    from .entries import add_bundle
+    from .verify import Verifier, render_verification, verify_settings
+
+    verification, written = add_bundle(bundle, root, Verifier(verify_settings(overrides)))
+    print(render_verification(verification))
+    print("\n".join(f"entry: {path}" for path in written))
+    return 0 if verification["verified"] else 1
+
+
+def _show(args) -> int:
+    from .show import show_synset
+
+    print("\n".join(str(path) for path in show_synset(args.synset, args.output, args.overrides)))
     return 0
 
 
@@ -177,9 +215,18 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", help="also write the whole verification as JSON to this file")
     verify.set_defaults(handler=_verify)
 
-    board = commands.add_parser("leaderboard", help="re-render the tables of a run folder from its records")
-    board.add_argument("out", help="the out folder of a run (holds results.jsonl)")
+    board = commands.add_parser("leaderboard", help="re-render a run folder's tables (OUT), add a verified bundle "
+                                                   "(add BUNDLE), or render the leaderboard's pages (render)")
+    board.add_argument("overrides", nargs="+", metavar="OUT | add BUNDLE [key=value ...] | render",
+                       help="a run's out folder; or add BUNDLE with verify's settings; or render")
+    board.add_argument("--root", default="leaderboard", help="the leaderboard folder (holds entries/); default leaderboard")
     board.set_defaults(handler=_leaderboard)
+
+    show = commands.add_parser("show", help="draw a synthetic set as an image grid, one row per class")
+    show.add_argument("synset", help="a synthetic set (.safetensors), e.g. OUT/synsets/<id>.safetensors")
+    show.add_argument("-o", "--output", required=True, help="the image to write (PNG; an SVG is written beside it)")
+    show.add_argument("overrides", nargs="*", metavar="key=value", help="data_root=DIR, download=true")
+    show.set_defaults(handler=_show)
     return parser
 
 
