@@ -123,5 +123,5 @@ def synset_figure(images: np.ndarray, labels: np.ndarray, class_names: list[str]
                 ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
         axes[r][0].text(-0.15, 0.5, f"{class_names[c]}\n{makeup[c]}", transform=axes[r][0].transAxes,
                         ha="right", va="center", fontsize=6)
-    figure.subplots_adjust(left=0.22, wspace=0.05, hspace=0.1)
+    figure.subplots_adjust(left=0.22, top=0.93, wspace=0.05, hspace=0.1)
     return figure

@@ -19,15 +19,22 @@ from .plots import save, synset_figure
 from .synsets import load_synset
 
 TOP_GROUPS = 3
+MIN_SHARE = 0.05
 
 
 def group_makeup(counts: torch.Tensor, group_names: list[str]) -> list[str]:
-    """Per class, its largest groups' shares of the class, e.g. ``red 90% · white 2%``."""
+    """Per class, its groups of at least ``MIN_SHARE`` of the class and the rest summed, e.g.
+    ``red 90% · 9 others 10%``."""
     lines = []
     for row in counts.double():
         shares = row / row.sum().clamp_min(1)
-        top = torch.argsort(shares, descending=True)[:TOP_GROUPS]
-        lines.append(" · ".join(f"{group_names[g]} {100 * shares[g]:.0f}%" for g in top.tolist() if shares[g] > 0))
+        order = torch.argsort(shares, descending=True).tolist()
+        shown = [g for g in order if shares[g] >= MIN_SHARE][:TOP_GROUPS]
+        rest = [g for g in order if g not in shown and shares[g] > 0]
+        parts = [f"{group_names[g]} {100 * shares[g]:.0f}%" for g in shown]
+        if rest:
+            parts.append(f"{len(rest)} other{'s' if len(rest) > 1 else ''} {100 * float(shares[rest].sum()):.0f}%")
+        lines.append(" · ".join(parts))
     return lines
 
 
