@@ -132,8 +132,8 @@ def test_edited_claimed_numbers_do_not_verify(bundle, tmp_path, verifier):
         claim = manifest["cells"][0]["claimed"]["acc"]
         claim["runs"] = [run + 40 for run in claim["runs"]]
         claim["mean"] += 40
-    result = verifier.verify(tampered(bundle, tmp_path, inflate))
-    assert not result["verified"]
+    result, written = add_bundle(tampered(bundle, tmp_path, inflate), tmp_path / "board", verifier)
+    assert not result["verified"] and written == [] and not (tmp_path / "board").exists()
     assert any("acc: claimed" in r and "> tolerance" in r for r in result["reasons"]), result["reasons"]
 
 
