@@ -141,7 +141,7 @@ class Verifier:
         reasons = [f"its metadata says {key} {metadata.get(key)!r}, the manifest {cell[key]!r}"
                    for key in ("dataset", "ipc", "method") if metadata.get(key) != cell[key]]
         splits = self.dataset(cell["dataset"], cell["dataset_params"])
-        reasons += _shape_reasons(syn, splits, cell["ipc"])
+        reasons += shape_reasons(syn, splits, cell["ipc"])
         reasons += _value_reasons(syn.images, splits, self.settings["range_margin"])
         checked = {"images": list(syn.images.shape), "extras": syn.extras}
         if not reasons:
@@ -196,7 +196,7 @@ def _fresh_seeds(draw: random.Random, count: int, used: set[int]) -> list[int]:
     return seeds
 
 
-def _shape_reasons(syn, splits: DatasetSplits, ipc: int) -> list[str]:
+def shape_reasons(syn, splits: DatasetSplits, ipc: int) -> list[str]:
     train = splits.train
     factor = int(syn.extras.get("factor", 1))
     per_class = ipc * factor ** 2

@@ -18,7 +18,7 @@ from fairbench.cli import main
 from fairbench.distill import SyntheticSet
 from fairbench.entries import add_bundle
 from fairbench.synsets import load_synset, save_synset
-from fairbench.verify import Verifier, _shape_reasons, tolerance, verify_settings
+from fairbench.verify import Verifier, shape_reasons, tolerance, verify_settings
 
 
 def cli(*args, cwd):
@@ -189,10 +189,10 @@ def test_labels_and_idc_extras_are_checked(bundle, verifier):
     splits = verifier.dataset("cmnist-mini", json.loads((bundle / MANIFEST).read_text())["cells"][0]["dataset_params"])
     labels = torch.arange(10).repeat_interleave(2 * 4)      # IDC: ipc 2, factor 2 → 8 images per class
     idc = SyntheticSet(torch.zeros(80, 3, 32, 32), labels, {"factor": 2, "stored_per_class": 2})
-    assert _shape_reasons(idc, splits, 2) == []
-    assert "stored_per_class 2 is not the ipc 3" in _shape_reasons(idc, splits, 3)[0]
+    assert shape_reasons(idc, splits, 2) == []
+    assert "stored_per_class 2 is not the ipc 3" in shape_reasons(idc, splits, 3)[0]
     wrong = SyntheticSet(torch.zeros(20, 3, 32, 32), torch.zeros(20, dtype=torch.long))
-    assert "labels are not classes 0..9 with 2 images each" in _shape_reasons(wrong, splits, 2)[0]
+    assert "labels are not classes 0..9 with 2 images each" in shape_reasons(wrong, splits, 2)[0]
 
 
 def test_the_tolerance_follows_the_spread_of_the_runs():

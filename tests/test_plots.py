@@ -2,10 +2,11 @@
 the plots a run writes, and the synthetic-set grid."""
 
 import pandas as pd
+import torch
 
-from fairbench.cli import main
 from fairbench.plots import pareto_front, write_frame_plots
 from fairbench.render import latex, markdown, measured_frame, table_rows
+from fairbench.show import group_makeup
 
 
 def test_the_pareto_front_keeps_only_undominated_points():
@@ -63,9 +64,5 @@ def test_frame_plots_are_png_and_svg(tmp_path):
 
 
 def test_group_makeup_names_the_large_groups_and_sums_the_rest():
-    import torch
-
-    from fairbench.show import group_makeup
-
     counts = torch.tensor([[90, 1, 1, 1, 1, 1, 1, 1, 1, 2], [0, 50, 50, 0, 0, 0, 0, 0, 0, 0]])
     assert group_makeup(counts, list("abcdefghij")) == ["a 90% · 9 others 10%", "b 50% · c 50%"]
