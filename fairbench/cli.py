@@ -6,10 +6,13 @@
     fairbench bench overhead [key=value ...]
     fairbench list {suites,datasets,methods,evaluators} [plugins=[...]] [include_path=[...]]
     fairbench data NAME [key=value ...] [--json]
-    fairbench leaderboard OUT
     fairbench --version
     fairbench regress BASELINE [key=value ...] [--allow-change] [--update] [--markdown FILE] [--json FILE]
     fairbench compare A B [--allow-change] [--markdown FILE] [--json FILE]
+    fairbench leaderboard OUT | add BUNDLE [key=value ...] | render [--root DIR]
+    fairbench show SYNSET -o grid.png [key=value ...]
+    fairbench submit RUN_DIR -o BUNDLE [--meta META.yaml]
+    fairbench verify BUNDLE [key=value ...] [--json FILE]
 
 Bad input of any kind prints one ``fairbench: error: ...`` line and exits with code 2. A run in
 which some cells failed (a diverging distillation) names them and exits with code 1.
@@ -42,8 +45,9 @@ def _run(args) -> int:
     reported = render_reported(frame, config["suite"])
     if reported:
         print("\n" + reported)
+    _run_plots(out)
     print(f"\nresults: {out}/results.jsonl  tables: {out}/leaderboard.csv, {out}/leaderboard.md, "
-          f"{out}/leaderboard_across_evaluators.csv")
+          f"{out}/leaderboard_across_evaluators.csv  plots: {out}/plots/")
     if failures:
         _log(f"fairbench: {len(failures)} cells failed (recorded with status 'failed', left out of the tables):")
         for failure in failures:
@@ -70,6 +74,13 @@ def _check_data_if_present(config: dict, cells) -> None:
     if absent:
         _log(f"fairbench: dry run: {', '.join(absent)} not in {config['data_root']}; "
              f"IPC and image-size checks for them wait for the data")
+
+
+def _run_plots(out) -> None:
+    from .plots import write_run_plots
+    from .results import read_records
+
+    write_run_plots(out, read_records(out, missing_ok=True))
 
 
 def _log(msg: str) -> None:
@@ -165,11 +176,60 @@ def _data(args) -> int:
 
 
 def _leaderboard(args) -> int:
+    action, rest = args.overrides[0], args.overrides[1:]
+    if action == "add" and rest:
+        return _leaderboard_add(rest[0], rest[1:], args.root)
+    if action == "render" and not rest:
+        from .render import render_leaderboard
+
+        written = render_leaderboard(args.root)
+        print("\n".join(str(path) for path in written))
+        return 0
+    if rest:
+        raise FairbenchError("write fairbench leaderboard OUT, leaderboard add BUNDLE [key=value ...] "
+                             "or leaderboard render")
     from .leaderboard import render_report, write_leaderboard
     from .results import read_records
 
-    print(render_report(write_leaderboard(args.out, read_records(args.out))))
+    print(render_report(write_leaderboard(action, read_records(action))))
     return 0
+
+
+def _leaderboard_add(bundle: str, overrides: list[str], root: str) -> int:
+    from .entries import add_bundle
+    from .verify import Verifier, render_verification, verify_settings
+
+    verification, written = add_bundle(bundle, root, Verifier(verify_settings(overrides)))
+    print(render_verification(verification))
+    print("\n".join(f"entry: {path}" for path in written))
+    return 0 if verification["verified"] else 1
+
+
+def _show(args) -> int:
+    from .show import show_synset
+
+    print("\n".join(str(path) for path in show_synset(args.synset, args.output, args.overrides)))
+    return 0
+
+
+def _submit(args) -> int:
+    from .submit import submit
+
+    print(f"bundle: {submit(args.run_dir, args.output, args.meta)}")
+    return 0
+
+
+def _verify(args) -> int:
+    import json
+
+    from .atomic import write_text_atomic
+    from .verify import Verifier, render_verification, verify_settings
+
+    result = Verifier(verify_settings(args.overrides)).verify(args.bundle)
+    print(render_verification(result))
+    if args.json:
+        write_text_atomic(args.json, json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
+    return 0 if result["verified"] else 1
 
 
 def _regress(args) -> int:
@@ -285,8 +345,24 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     data.set_defaults(handler=_data)
 
-    board = commands.add_parser("leaderboard", help="re-render the tables of a run folder from its records")
-    board.add_argument("out", help="the out folder of a run (holds results.jsonl)")
+    submit = commands.add_parser("submit", help="bundle a run's synthetic sets and claimed metrics for the leaderboard")
+    submit.add_argument("run_dir", help="the out folder of a run (holds results.jsonl and synsets/)")
+    submit.add_argument("-o", "--output", required=True, help="the bundle to write: a new folder, or a file ending in .zip")
+    submit.add_argument("--meta", help="YAML with the submission's name, paper, code, authors, notes")
+    submit.set_defaults(handler=_submit)
+
+    verify = commands.add_parser("verify", help="re-evaluate a bundle with fresh seeds and check it (exit 0 verified, 1 not)")
+    verify.add_argument("bundle", help="a bundle folder or .zip made by fairbench submit")
+    verify.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="device=cuda data_root=DIR num_eval=5 seed=N metrics=[acc,deo_mean] z=3 floor=2.0 ...")
+    verify.add_argument("--json", help="also write the whole verification as JSON to this file")
+    verify.set_defaults(handler=_verify)
+
+    board = commands.add_parser("leaderboard", help="re-render a run folder's tables (OUT), add a verified bundle "
+                                                   "(add BUNDLE), or render the leaderboard's pages (render)")
+    board.add_argument("overrides", nargs="+", metavar="OUT | add BUNDLE [key=value ...] | render",
+                       help="a run's out folder; or add BUNDLE with verify's settings; or render")
+    board.add_argument("--root", default="leaderboard", help="the leaderboard folder (holds entries/); default leaderboard")
     board.set_defaults(handler=_leaderboard)
 
     regress = commands.add_parser("regress", help="rerun a baseline's recorded protocol and fail (exit 1) where it got worse")
@@ -302,6 +378,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("b", help="the run folder judged against it")
     _add_verdict_options(compare)
     compare.set_defaults(handler=_compare)
+
+    show = commands.add_parser("show", help="draw a synthetic set as an image grid, one row per class")
+    show.add_argument("synset", help="a synthetic set (.safetensors), e.g. OUT/synsets/<id>.safetensors")
+    show.add_argument("-o", "--output", required=True, help="the image to write (PNG; an SVG is written beside it)")
+    show.add_argument("overrides", nargs="*", metavar="key=value", help="data_root=DIR, download=true")
+    show.set_defaults(handler=_show)
     return parser
 
 

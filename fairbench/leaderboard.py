@@ -1,42 +1,100 @@
 """Leaderboard tables rendered from result records: CSV, Markdown and the terminal.
 
-A row is a (dataset, ipc, evaluator, method) cell; the evaluation runs of all its distillation
-seeds are pooled, so ``acc_std`` covers both sources of variance. Failed cells are left out.
+A row is a (dataset, ipc, evaluator, method, protocol) cell. ``protocol`` is the record's protocol
+id (its resolved configuration minus seeds and run counts, :mod:`fairbench.protocol`), so two runs
+in one folder that differ in hyperparameters, evaluation settings or suite stay apart, each row
+naming its protocol. The evaluation runs of all distillation seeds of a row are pooled, so
+``acc_std`` covers both sources of variance; an evaluation run is counted once however many
+records repeat it (a rerun with a larger ``num_eval`` re-records the earlier seeds): runs are told
+apart by (protocol, distillation seed, evaluation seed). Failed cells are left out.
+
+Timings come only from the device that measured them (``timing_device``), once per synthetic set;
+a row whose sets were timed on several devices shows the device with most measurements.
 
 ``overhead`` is what fairness costs: the method's mean time per distillation iteration over its
-base's (``dm+wbary`` over ``dm``), for the same dataset and IPC, compared only between records
-from the same device; it is blank where the base was not run on that device.
+base's (``dm+wbary`` over ``dm``), for the same dataset and IPC, compared only between timings
+from the same device; it is blank where the base was not timed on that device.
 
-The cross-architecture summary has one row per (dataset, ipc, method): each metric's mean over the
-evaluators, every evaluator weighted equally, so a synthetic set is judged on how well it
-transfers, not only on the network it was distilled with.
+The cross-architecture summary has one row per (dataset, ipc, method, protocol of the distilled
+set): each metric's mean over the evaluators, every evaluator weighted equally, so a synthetic set
+is judged on how well it transfers, not only on the network it was distilled with.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from .atomic import write_text_atomic
 from .metrics import METRICS
+from .protocol import protocol_id, protocol_of
 
-KEYS = ["dataset", "ipc", "evaluator", "method"]
+KEYS = ["dataset", "ipc", "evaluator", "method", "protocol"]
 COLUMNS = KEYS + ["acc", "acc_std", "deo_max", "deo_max_std", "deo_mean", "deo_mean_std",
-                  "suff_max", "suff_mean", "worst_group_acc", "distill_s", "iter_ms", "overhead", "runs"]
-SUMMARY_KEYS = ["dataset", "ipc", "method"]
+                  "suff_max", "suff_mean", "worst_group_acc", "distill_s", "iter_ms", "overhead",
+                  "timing_device", "runs", "set_protocol"]
+SUMMARY_KEYS = ["dataset", "ipc", "method", "set_protocol"]
 SUMMARY_COLUMNS = SUMMARY_KEYS + list(METRICS) + ["evaluators"]
+
+
+def record_protocol(record: dict) -> str:
+    """A record's protocol id; computed from its resolved config for records older than the key."""
+    return record.get("protocol_id") or protocol_id(record.get("config") or {})
+
+
+def set_protocol(record: dict) -> str:
+    """The protocol of a record's synthetic set: its protocol without the evaluator, which the
+    summary across evaluators groups by."""
+    config = record.get("protocol") or protocol_of(record.get("config") or {})
+    return protocol_id({k: v for k, v in config.items() if k != "evaluator"})
+
+
+def eval_seeds(record: dict) -> list[int]:
+    """The evaluation seeds of a record's runs (older records: the harness's ``1000·seed + j``)."""
+    runs = len(record["metrics"]["acc"]["runs"])
+    return record.get("eval_seeds") or [1000 * record["seed"] + j for j in range(runs)]
+
+
+def unique_runs(records: list[dict]) -> dict[tuple, dict[int, dict[str, float]]]:
+    """(protocol, distillation seed) → {evaluation seed: metrics} with each run once.
+
+    The same evaluation of the same synthetic set recorded twice (a resumed run, a larger
+    ``num_eval``) keeps its first record.
+    """
+    runs: dict[tuple, dict[int, dict]] = defaultdict(dict)
+    for record in records:
+        key = (record_protocol(record), record["seed"])
+        for j, seed in enumerate(eval_seeds(record)):
+            runs[key].setdefault(seed, {m: record["metrics"][m]["runs"][j] for m in METRICS})
+    return runs
+
+
+def _timings(records: list[dict]) -> dict[tuple, tuple[str, float, float]]:
+    """(protocol, seed) → (measuring device, distill_s, iter_ms), once per synthetic set."""
+    timings = {}
+    for record in records:
+        if record.get("iter_ms") is not None:   # None: a reused set measured on another device
+            device = record.get("timing_device") or record["device"]
+            timings.setdefault((record_protocol(record), record["seed"]),
+                               (device, record.get("distill_s"), record["iter_ms"]))
+    return timings
 
 
 def _overheads(records: list[dict]) -> dict[tuple, float]:
     """(dataset, ipc, method) → iteration time over the base's, averaged over the devices that ran both."""
-    times: dict[tuple, list[float]] = defaultdict(list)
+    by_set = {}
     for record in records:
-        if record.get("iter_ms") is not None:   # None: a reused set measured on another device
-            key = (record["dataset"], record["ipc"], record.get("timing_device", record["device"]), record["method"])
-            times[key].append(record["iter_ms"])
+        if record.get("iter_ms") is not None:
+            device = record.get("timing_device") or record["device"]
+            by_set[(record["dataset"], record["ipc"], device, record["method"], record_protocol(record),
+                    record["seed"])] = record["iter_ms"]
+    times: dict[tuple, list[float]] = defaultdict(list)
+    for (dataset, ipc, device, method, _, _), value in by_set.items():
+        times[(dataset, ipc, device, method)].append(value)
     ratios: dict[tuple, list[float]] = defaultdict(list)
     for (dataset, ipc, device, method), values in times.items():
         base = times.get((dataset, ipc, device, method.partition("+")[0]))
@@ -45,39 +103,48 @@ def _overheads(records: list[dict]) -> dict[tuple, float]:
     return {key: float(np.mean(values)) for key, values in ratios.items()}
 
 
+def _mean(values) -> float:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else float("nan")
+
+
 def leaderboard_frame(records: list[dict]) -> pd.DataFrame:
     records = [r for r in records if r.get("status") == "ok"]
     overheads = _overheads(records)
-    pooled: dict[tuple, dict] = {}
+    timings = _timings(records)
+    rows: dict[tuple, list[dict]] = defaultdict(list)
     for record in records:
-        row = pooled.setdefault(tuple(record[k] for k in KEYS),
-                                {"runs": {m: [] for m in METRICS}, "distill_s": [], "iter_ms": []})
-        for metric in METRICS:
-            row["runs"][metric] += record["metrics"][metric]["runs"]
-        if record.get("iter_ms") is not None:
-            row["distill_s"].append(record["distill_s"])
-            row["iter_ms"].append(record["iter_ms"])
-    rows = []
-    for key, row in pooled.items():
+        rows[(record["dataset"], record["ipc"], record["evaluator"], record["method"],
+              record_protocol(record))].append(record)
+    out_rows = []
+    for key, members in rows.items():
         out = dict(zip(KEYS, key))
-        for metric, runs in row["runs"].items():
-            out[metric] = float(np.mean(runs))
-            out[f"{metric}_std"] = float(np.std(runs))
-        out["distill_s"] = float(np.mean(row["distill_s"])) if row["distill_s"] else float("nan")
-        out["iter_ms"] = float(np.mean(row["iter_ms"])) if row["iter_ms"] else float("nan")
+        pooled = [run for runs in unique_runs(members).values() for run in runs.values()]
+        for metric in METRICS:
+            values = [run[metric] for run in pooled]
+            out[metric] = float(np.mean(values))
+            out[f"{metric}_std"] = float(np.std(values))
+        sets = {(out["protocol"], r["seed"]) for r in members}
+        timed = [timings[s] for s in sets if s in timings]
+        device = Counter(t[0] for t in timed).most_common(1)[0][0] if timed else None
+        out["distill_s"] = _mean(t[1] for t in timed if t[0] == device)
+        out["iter_ms"] = _mean(t[2] for t in timed if t[0] == device)
+        out["timing_device"] = device
         out["overhead"] = overheads.get((out["dataset"], out["ipc"], out["method"]), float("nan"))
-        out["runs"] = len(row["runs"]["acc"])
-        rows.append(out)
-    return pd.DataFrame(rows, columns=COLUMNS) if rows else pd.DataFrame(columns=COLUMNS)
+        out["runs"] = len(pooled)
+        out["set_protocol"] = set_protocol(members[0])
+        out_rows.append(out)
+    frame = pd.DataFrame(out_rows)
+    return frame.reindex(columns=COLUMNS) if out_rows else pd.DataFrame(columns=COLUMNS)
 
 
 def across_evaluators(frame: pd.DataFrame) -> pd.DataFrame:
-    """The mean of every metric over the evaluators of each (dataset, ipc, method)."""
+    """The mean of every metric over the evaluators of each (dataset, ipc, method, set protocol)."""
     if frame.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     grouped = frame.groupby(SUMMARY_KEYS, sort=False)
     summary = grouped[list(METRICS)].mean()
-    summary["evaluators"] = grouped["evaluator"].agg(lambda names: ", ".join(names))
+    summary["evaluators"] = grouped["evaluator"].agg(lambda names: ", ".join(dict.fromkeys(names)))
     return summary.reset_index()[SUMMARY_COLUMNS]
 
 
@@ -89,11 +156,12 @@ def write_leaderboard(out_dir: Path, records: list[dict]) -> pd.DataFrame:
     """Write the leaderboard and its summary across evaluators (``leaderboard_across_evaluators``)."""
     frame = leaderboard_frame(records)
     out_dir = Path(out_dir)
-    frame.to_csv(out_dir / "leaderboard.csv", index=False, float_format="%.4f")
-    (out_dir / "leaderboard.md").write_text(render(frame, "pipe") + "\n")
+    write_text_atomic(out_dir / "leaderboard.csv", frame.to_csv(index=False, float_format="%.4f"))
+    write_text_atomic(out_dir / "leaderboard.md", render(frame, "pipe") + "\n")
     summary = across_evaluators(frame)
-    summary.to_csv(out_dir / "leaderboard_across_evaluators.csv", index=False, float_format="%.4f")
-    (out_dir / "leaderboard_across_evaluators.md").write_text(render(summary, "pipe") + "\n")
+    write_text_atomic(out_dir / "leaderboard_across_evaluators.csv",
+                      summary.to_csv(index=False, float_format="%.4f"))
+    write_text_atomic(out_dir / "leaderboard_across_evaluators.md", render(summary, "pipe") + "\n")
     return frame
 
 

@@ -1,0 +1,212 @@
+"""From a run to a verified leaderboard entry: submit, verify (every clause), add, render.
+
+One tiny run (random real images, 2 evaluation epochs, 2 runs) is made once per session and
+submitted once; each tampered bundle is a copy of it with one thing changed, verified in-process
+by one shared Verifier (the dataset and its contact index are built once).
+"""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+import torch
+
+from conftest import checkout_env, fairbench_command
+from fairbench.bundle import MANIFEST, BundleUnreadable, open_bundle, sha256
+from fairbench.cli import main
+from fairbench.distill import SyntheticSet
+from fairbench.entries import add_bundle
+from fairbench.synsets import load_synset, save_synset
+from fairbench.verify import Verifier, shape_reasons, tolerance, verify_settings
+
+
+def cli(*args, cwd):
+    return subprocess.run(fairbench_command(*args), cwd=cwd, env=checkout_env(), capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny-run")
+    proc = cli("run", "suite=ci", "methods=[random]", "distill.iterations=2", "eval.epochs=2", "num_eval=2",
+               "out=run", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    return root / "run"
+
+
+@pytest.fixture(scope="session")
+def bundle(tiny_run, tmp_path_factory):
+    meta = tmp_path_factory.mktemp("meta") / "meta.yaml"
+    meta.write_text("name: tiny random\npaper: https://example.org/paper\nauthors: [A. Author]\n")
+    out = tiny_run.parent / "bundle"
+    proc = cli("submit", str(tiny_run), "-o", str(out), "--meta", str(meta), cwd=tiny_run.parent)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def verifier():
+    return Verifier(verify_settings(["seed=3", "num_eval=3"]))
+
+
+def tampered(bundle, tmp_path, edit):
+    """A copy of ``bundle`` whose manifest went through ``edit(manifest, folder)``."""
+    copy = tmp_path / "tampered"
+    shutil.copytree(bundle, copy)
+    manifest = json.loads((copy / MANIFEST).read_text())
+    edit(manifest, copy)
+    (copy / MANIFEST).write_text(json.dumps(manifest))
+    return copy
+
+
+def replace_images(manifest, folder, images):
+    cell = manifest["cells"][0]
+    path = folder / cell["synset"]
+    syn, metadata = load_synset(path)
+    save_synset(path, SyntheticSet(images(syn), syn.labels, syn.extras), metadata)
+    cell["synset_sha256"] = sha256(path)     # a careful forger updates the hash too
+
+
+def test_the_manifest_lists_each_cell_with_its_claims_and_provenance(bundle, tiny_run):
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    assert manifest["format"] == "fairbench-bundle/1" and manifest["name"] == "tiny random"
+    assert manifest["authors"] == ["A. Author"]
+    (cell,) = manifest["cells"]
+    record = json.loads((tiny_run / "results.jsonl").read_text().splitlines()[0])
+    assert cell["protocol_id"] == record["protocol_id"] and cell["protocol"] == record["protocol"]
+    assert cell["claimed"]["acc"]["runs"] == record["metrics"]["acc"]["runs"]
+    assert cell["provenance"] == record.get("provenance", {"source": "built-in"})
+    assert (cell["dataset"], cell["ipc"], cell["method"]) == ("cmnist-mini", 10, "random")
+    assert (bundle / cell["synset"]).suffix == ".safetensors" and sha256(bundle / cell["synset"]) == cell["synset_sha256"]
+
+
+def test_a_zip_bundle_holds_the_same_manifest(tiny_run, bundle, tmp_path, capsys):
+    assert main(["submit", str(tiny_run), "-o", str(tmp_path / "b.zip")]) == 0
+    with open_bundle(tmp_path / "b.zip") as (manifest, folder):
+        assert manifest["cells"][0]["synset_sha256"] == json.loads((bundle / MANIFEST).read_text())["cells"][0][
+            "synset_sha256"]
+        assert (folder / manifest["cells"][0]["synset"]).is_file()
+    assert main(["submit", str(tiny_run), "-o", str(tmp_path / "b.zip")]) == 2
+    assert "exists" in capsys.readouterr().err
+
+
+def test_verify_exits_2_for_an_unreadable_bundle_and_1_for_a_failing_one(bundle, tmp_path, capsys):
+    (tmp_path / "junk.zip").write_text("not a zip")
+    assert main(["verify", str(tmp_path / "junk.zip")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fairbench: error:") and "not a zip" in err
+
+    def change_file(manifest, folder):
+        (folder / manifest["cells"][0]["synset"]).open("ab").write(b"\0")
+    assert main(["verify", str(tampered(bundle, tmp_path, change_file))]) == 1
+    assert "NOT verified" in capsys.readouterr().out
+    with pytest.raises(BundleUnreadable, match="no manifest.json"):
+        with open_bundle(tmp_path):
+            pass
+
+
+def test_the_honest_bundle_verifies_and_becomes_a_rendered_entry(bundle, tmp_path, verifier, capsys):
+    root = tmp_path / "board"
+    verification, written = add_bundle(bundle, root, verifier)
+    assert verification["verified"], verification["reasons"]
+    (path,) = written
+    assert list((root / "entries").glob("*.json")) == [path]
+    entry = json.loads(path.read_text())
+    claimed = json.loads((bundle / MANIFEST).read_text())["cells"][0]
+    assert entry["reported"]["metrics"] == claimed["claimed"]
+    fresh = entry["measured"]["eval_seeds"]
+    assert len(fresh) == 3 and not set(fresh) & set(claimed["eval_seeds"]) and entry["measured"]["master_seed"] == 3
+    assert entry["measured"]["contact"]["flagged"] is False and entry["measured"]["device"] == "cpu"
+    assert entry["provenance"] == {"source": "built-in"} and entry["submission"]["name"] == "tiny random"
+    assert main(["leaderboard", "render", "--root", str(root)]) == 0
+    readme = (root / "README.md").read_text()
+    assert "## cmnist-mini, IPC 10" in readme and entry["protocol_id"] in readme and "tiny random" in readme
+    assert "data:image/png;base64" in (root / "index.html").read_text()
+    assert r"\toprule" in (root / "leaderboard.tex").read_text()
+    assert (root / "plots" / "cmnist-mini-ipc10-tradeoff.svg").is_file()
+
+
+def test_edited_claimed_numbers_do_not_verify(bundle, tmp_path, verifier):
+    def inflate(manifest, _):
+        claim = manifest["cells"][0]["claimed"]["acc"]
+        claim["runs"] = [run + 40 for run in claim["runs"]]
+        claim["mean"] += 40
+    result, written = add_bundle(tampered(bundle, tmp_path, inflate), tmp_path / "board", verifier)
+    assert not result["verified"] and written == [] and not (tmp_path / "board").exists()
+    assert any("acc: claimed" in r and "> tolerance" in r for r in result["reasons"]), result["reasons"]
+
+
+def test_a_claimed_mean_that_is_not_its_runs_mean_does_not_verify(bundle, tmp_path, verifier):
+    def edit(manifest, _):
+        manifest["cells"][0]["claimed"]["deo_mean"]["mean"] -= 20
+    result = verifier.verify(tampered(bundle, tmp_path, edit))
+    assert any("not the mean of its claimed runs" in r for r in result["reasons"]), result["reasons"]
+
+
+def test_synthetic_images_replaced_by_test_images_do_not_verify(bundle, tmp_path, verifier):
+    test = verifier.dataset("cmnist-mini", json.loads((bundle / MANIFEST).read_text())["cells"][0]["dataset_params"]).test
+
+    def swap(manifest, folder):
+        def images(syn):
+            picked = torch.cat([torch.nonzero(test.labels == c)[:10, 0] for c in range(test.num_classes)])
+            return test.normalize(test.images[picked])
+        replace_images(manifest, folder, images)
+    result = verifier.verify(tampered(bundle, tmp_path, swap))
+    assert not result["verified"]
+    contact = next(iter(result["sets"].values()))["contact"]
+    assert contact["pixel_count"] == 100 and contact["feature_count"] == 100 and contact["pixel_min_test"] < 1e-6
+    assert any("test-set contact: 100 of 100 images" in r for r in result["reasons"]), result["reasons"]
+
+
+@pytest.mark.parametrize("images, reason", [
+    (lambda syn: syn.images[:50], "images are torch.float32 (50, 3, 32, 32), expected float (100, 3, 32, 32)"),
+    (lambda syn: syn.images.masked_fill(torch.rand(syn.images.shape) < 0.01, float("nan")), "NaN or infinite"),
+    (lambda syn: (syn.images * 0.5 + 0.5) * 255, "outside the normalised range"),
+])
+def test_sets_of_the_wrong_shape_or_values_do_not_verify(bundle, tmp_path, verifier, images, reason):
+    result = verifier.verify(tampered(bundle, tmp_path, lambda m, f: replace_images(m, f, images)))
+    assert any(reason in r for r in result["reasons"]), result["reasons"]
+
+
+def test_a_changed_file_a_pickle_or_a_changed_protocol_does_not_verify(bundle, tmp_path, verifier):
+    def edits(manifest, folder):
+        first = manifest["cells"][0]
+        shutil.copy(folder / first["synset"], folder / "synsets" / "set.pt")
+        pickled = dict(first, synset="synsets/set.pt", synset_sha256=sha256(folder / "synsets" / "set.pt"))
+        changed = dict(first, synset="synsets/changed.safetensors")
+        shutil.copy(folder / first["synset"], folder / changed["synset"])
+        (folder / changed["synset"]).open("ab").write(b"\0")
+        first["protocol"]["evaluator"]["train"]["epochs"] = 1
+        manifest["cells"] += [pickled, changed]
+    reasons = verifier.verify(tampered(bundle, tmp_path, edits))["reasons"]
+    assert any("is not the hash of its protocol" in r for r in reasons), reasons
+    assert any("pickles and .pt files can run code" in r for r in reasons), reasons
+    assert any("SHA-256 differs" in r for r in reasons), reasons
+
+
+def test_labels_and_idc_extras_are_checked(bundle, verifier):
+    splits = verifier.dataset("cmnist-mini", json.loads((bundle / MANIFEST).read_text())["cells"][0]["dataset_params"])
+    labels = torch.arange(10).repeat_interleave(2 * 4)      # IDC: ipc 2, factor 2 → 8 images per class
+    idc = SyntheticSet(torch.zeros(80, 3, 32, 32), labels, {"factor": 2, "stored_per_class": 2})
+    assert shape_reasons(idc, splits, 2) == []
+    assert "stored_per_class 2 is not the ipc 3" in shape_reasons(idc, splits, 3)[0]
+    wrong = SyntheticSet(torch.zeros(20, 3, 32, 32), torch.zeros(20, dtype=torch.long))
+    assert "labels are not classes 0..9 with 2 images each" in shape_reasons(wrong, splits, 2)[0]
+
+
+def test_the_tolerance_follows_the_spread_of_the_runs():
+    assert tolerance([50.0, 50.0], [50.0, 50.0], z=3, floor=2.0) == 2.0          # no spread: the floor
+    spread = tolerance([40.0, 60.0], [45.0, 55.0], z=3, floor=0.0)
+    assert spread == pytest.approx(3 * (200 / 2 + 50 / 2) ** 0.5)                # z · sqrt(s_c²/n_c + s_m²/n_m)
+
+
+def test_the_run_wrote_its_plots_and_show_draws_its_set(tiny_run, tmp_path, capsys):
+    assert (tiny_run / "plots" / "cmnist-mini-ipc10-tradeoff.png").is_file()
+    assert (tiny_run / "plots" / "cmnist-mini-ipc10-groups.svg").is_file()
+    (synset,) = (tiny_run / "synsets").glob("*.safetensors")
+    assert main(["show", str(synset), "-o", str(tmp_path / "grid.png")]) == 0
+    assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "grid.svg").is_file()
+    shutil.copy(synset, tmp_path / "set.pt")
+    assert main(["show", str(tmp_path / "set.pt"), "-o", str(tmp_path / "pt.png")]) == 2
+    assert "pickles and .pt files" in capsys.readouterr().err and not (tmp_path / "pt.png").exists()
