@@ -9,9 +9,7 @@ the gaps (``deo_*``, ``suff_*``) lower.
 Published numbers from papers appear as extra rows, marked ``reported``, where fairbench measured
 the same (dataset, IPC, method); they never take part in the best-value marking. They come from
 :func:`reported_rows`, a list of dicts ``{dataset, ipc, method, acc, deo_max, deo_mean, source}``
-(missing metrics as None): from ``fairbench.reported.reported_rows()`` when that module exists,
-otherwise from ``registry/reported/*.yaml`` files of the form
-``{source: "FairDD (NeurIPS 2025), Table 1", rows: [{dataset, ipc, method, acc, deo_max, deo_mean}]}``.
+(missing metrics as None), read from ``registry/reported/*.yaml`` by :mod:`fairbench.reported`.
 """
 
 from __future__ import annotations
@@ -22,35 +20,23 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from .atomic import write_text_atomic
 from .entries import read_entries
 from .errors import FairbenchError
-from .metrics import METRICS
-from .paths import REGISTRY_DIR
+from .metrics import HIGHER_IS_BETTER, METRICS
 from .plots import write_frame_plots
+from .reported import reported_cells
 
-HIGHER_IS_BETTER = {"acc": True, "worst_group_acc": True, "deo_max": False, "deo_mean": False,
-                    "suff_max": False, "suff_mean": False}
 SHOWN = ["acc", "deo_max", "deo_mean", "worst_group_acc"]
 TABLE_COLUMNS = ["method", "evaluator", "protocol", *SHOWN, "reported acc", "runs", "source"]
 
 
 def reported_rows() -> list[dict]:
-    """Published numbers as ``{dataset, ipc, method, acc, deo_max, deo_mean, source}`` dicts."""
-    try:
-        from . import reported
-    except ImportError:
-        reported = None
-    if reported is not None and hasattr(reported, "reported_rows"):
-        return list(reported.reported_rows())
-    rows = []
-    for path in sorted((REGISTRY_DIR / "reported").glob("*.yaml")):
-        data = yaml.safe_load(path.read_text()) or {}
-        for row in data.get("rows", []):
-            rows.append({"source": data.get("source", path.stem), **row})
-    return rows
+    """Published numbers as ``{dataset, ipc, method, evaluator, acc, deo_max, deo_mean, ..., source}``."""
+    cells = reported_cells().drop(columns=["suites"])
+    return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+            for row in cells.to_dict("records")]
 
 
 def measured_frame(entries: list[dict]) -> pd.DataFrame:
