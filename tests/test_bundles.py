@@ -199,6 +199,9 @@ def test_the_tolerance_follows_the_spread_of_the_runs():
     assert tolerance([50.0, 50.0], [50.0, 50.0], z=3, floor=2.0) == 2.0          # no spread: the floor
     spread = tolerance([40.0, 60.0], [45.0, 55.0], z=3, floor=0.0)
     assert spread == pytest.approx(3 * (200 / 2 + 50 / 2) ** 0.5)                # z · sqrt(s_c²/n_c + s_m²/n_m)
+    # two runs that happen to agree still carry the spread honest runs show (min_std)
+    assert tolerance([50.0, 50.1], [53.5, 53.6], z=3, floor=2.0, min_std=3.0) == pytest.approx(3 * 3.0)
+    assert tolerance([40.0, 60.0], [45.0, 55.0], z=3, floor=0.0, min_std=3.0) == spread
 
 
 def test_the_run_wrote_its_plots_and_show_draws_its_set(tiny_run, tmp_path, capsys):
