@@ -14,6 +14,8 @@ which some cells failed (a diverging distillation) names them and exits with cod
 from __future__ import annotations
 
 import argparse
+import shlex
+import signal
 import sys
 
 from .errors import FairbenchError
@@ -31,8 +33,6 @@ def _run(args) -> int:
         return 0
     out, frame, failures = run_suite(config, log=_log)
     print(render_report(frame))
-    print(f"\nresults: {out}/results.jsonl  tables: {out}/leaderboard.csv, {out}/leaderboard.md, "
-          f"{out}/leaderboard_across_evaluators.csv")
     if failures:
         _log(f"fairbench: {len(failures)} cells failed (recorded with status 'failed', left out of the tables):")
         for failure in failures:
@@ -158,14 +158,30 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extras:
         args.overrides += extras
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.handler(args)
     except FairbenchError as error:
         print(f"fairbench: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("fairbench: interrupted; every finished cell is kept in results.jsonl", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        print(_interrupted(interrupt, argv if argv is not None else sys.argv[1:]), file=sys.stderr)
         return 130
+
+
+def _interrupt(signum, frame):
+    """SIGTERM (a scheduler's or ``kill``'s stop) ends a run the way Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+def _interrupted(interrupt: KeyboardInterrupt, argv: list[str]) -> str:
+    """The interrupt message: what is kept and, for a run, the exact command that resumes it."""
+    out = getattr(interrupt, "out", None)
+    if out is None:
+        return "fairbench: interrupted"
+    resume = shlex.join(["fairbench", *[a for a in argv if not a.startswith("out=")], f"out={out}"])
+    return (f"fairbench: interrupted; every finished cell is kept in {out}/results.jsonl. Resume (finished "
+            f"cells are skipped) with:\n  {resume}")
 
 
 if __name__ == "__main__":

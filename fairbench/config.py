@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .errors import FairbenchError, unknown_choice
+from .launchers.settings import RUNNER_DEFAULTS, check_runner_settings
 from .paths import SUITES_DIR
 
 DEFAULT_SUITE = "quickstart"
@@ -37,6 +38,7 @@ RUN_DEFAULTS: dict = {
     "distill": {},   # method hyperparameters, e.g. distill.iterations=100
     "eval": {},      # evaluator training settings, e.g. eval.epochs=300
     "models": {},    # per-evaluator model settings, e.g. models.convnet.width=64
+    **RUNNER_DEFAULTS,  # launcher, resume, ray.*, slurm.*: where cells run and what a rerun reuses
 }
 _LIST_KEYS = {"datasets": str, "methods": str, "evaluators": str, "ipc": int, "seeds": int}
 _MAPPING_KEYS = ("dataset", "distill", "eval", "models")
@@ -111,6 +113,7 @@ def validate(config: dict) -> dict:
             raise FairbenchError(f"{key} must be a string, got {config[key]!r}")
     if not isinstance(config["download"], bool):
         raise FairbenchError(f"download must be true or false, got {config['download']!r}")
+    check_runner_settings(config)
     return config
 
 

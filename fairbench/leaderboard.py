@@ -22,6 +22,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from .metrics import METRICS
+from .outdir import write_tables
 
 KEYS = ["dataset", "ipc", "evaluator", "method"]
 COLUMNS = KEYS + ["acc", "acc_std", "deo_max", "deo_max_std", "deo_mean", "deo_mean_std",
@@ -89,11 +90,12 @@ def write_leaderboard(out_dir: Path, records: list[dict]) -> pd.DataFrame:
     """Write the leaderboard and its summary across evaluators (``leaderboard_across_evaluators``)."""
     frame = leaderboard_frame(records)
     out_dir = Path(out_dir)
-    frame.to_csv(out_dir / "leaderboard.csv", index=False, float_format="%.4f")
-    (out_dir / "leaderboard.md").write_text(render(frame, "pipe") + "\n")
     summary = across_evaluators(frame)
-    summary.to_csv(out_dir / "leaderboard_across_evaluators.csv", index=False, float_format="%.4f")
-    (out_dir / "leaderboard_across_evaluators.md").write_text(render(summary, "pipe") + "\n")
+    write_tables(out_dir, {
+        "leaderboard.csv": frame.to_csv(index=False, float_format="%.4f"),
+        "leaderboard.md": render(frame, "pipe") + "\n",
+        "leaderboard_across_evaluators.csv": summary.to_csv(index=False, float_format="%.4f"),
+        "leaderboard_across_evaluators.md": render(summary, "pipe") + "\n"})
     return frame
 
 

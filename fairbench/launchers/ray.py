@@ -1,0 +1,74 @@
+"""``launcher=ray``: one Ray task per cell; the driver appends each task's records as it finishes.
+
+On an existing cluster (``ray.address=auto`` or ``ray://...``) the workers must have this
+fairbench installed and see the same ``data_root``; without an address a local cluster is started
+for the run (``ray.num_cpus`` CPUs) and its workers import the driver's fairbench. A task asks for
+``ray.cpus_per_cell`` CPUs (Ray gives it as many torch threads) and ``ray.gpus_per_cell`` GPUs, a
+fraction letting several small cells share one GPU. A task that fails (its worker died, the node
+was lost) is reported and not recorded, so the next run into the same ``out`` retries it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterator
+
+from ..cell import resolve_device, run_cell
+from ..errors import first_line
+from ..plan import Cell
+from ..progress import CellProgress
+from . import Finished, require, worker_pythonpath
+
+
+def gpus_per_cell(config: dict) -> float:
+    chosen = config["ray"]["gpus_per_cell"]
+    if chosen is not None:
+        return chosen
+    return 1 if resolve_device(config["device"]).type == "cuda" else 0
+
+
+def _start(ray, settings: dict) -> bool:
+    """Connect to (or start) the cluster; True when this run must shut it down afterwards."""
+    if ray.is_initialized():
+        return False
+    options = {"include_dashboard": False, "logging_level": logging.WARNING}
+    if settings["address"]:
+        ray.init(address=settings["address"], **options)
+    else:
+        ray.init(num_cpus=settings["num_cpus"], runtime_env={"env_vars": {"PYTHONPATH": worker_pythonpath()}},
+                 **options)
+    return True
+
+
+def _slots(ray, cpus: float, gpus: float) -> int:
+    """How many cells the cluster runs at once (for the progress line's running count)."""
+    resources = ray.cluster_resources()
+    slots = [resources.get("CPU", 1) // cpus]
+    if gpus:
+        slots.append(resources.get("GPU", 0) // gpus)
+    return max(1, int(min(slots)))
+
+
+def launch(cells: list[Cell], config: dict, progress: CellProgress) -> Iterator[Finished]:
+    ray = require("ray")
+    settings = config["ray"]
+    started = _start(ray, settings)
+    gpus = gpus_per_cell(config)
+    task = ray.remote(num_cpus=settings["cpus_per_cell"], num_gpus=gpus, max_retries=0)(run_cell)
+    shared = ray.put(config)
+    pending = {task.remote(cell, shared): cell for cell in cells}
+    slots = _slots(ray, settings["cpus_per_cell"], gpus)
+    try:
+        while pending:
+            progress.set_running(min(slots, len(pending)))
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            cell = pending.pop(ready[0])
+            try:
+                yield Finished(cell, ray.get(ready[0]))
+            except ray.exceptions.RayError as error:
+                yield Finished(cell, None, first_line(error))
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        if started:
+            ray.shutdown()
