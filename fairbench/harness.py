@@ -20,14 +20,15 @@ from .cell import distill_context, resolve_device, resolved_config, splits_for
 from .data import load_dataset
 from .distill import build_distiller
 from .distill.experts import make_experts
+from .errors import FairbenchError
 from .evaluate import check_fits
 from .launchers import get_launcher
 from .leaderboard import write_leaderboard
-from .outdir import check_writable, describe_holdings, locked, prepare_records, reusable
+from .outdir import check_writable, describe_holdings, locked, prepare_records, reusable, why_not_written
 from .plan import Cell, make_plan
 from .progress import CellProgress, progress
 from .protocol import digest, protocol_id
-from .results import append_record
+from .results import RESULTS_FILE, append_record
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -114,6 +115,14 @@ def _still_to_run(cells: list[Cell], config: dict, done: set[str]) -> list[Cell]
     return todo
 
 
+def _append(out: Path, record: dict) -> None:
+    try:
+        append_record(out, record)
+    except OSError as error:
+        raise FairbenchError(f"cannot append to {out / RESULTS_FILE}: {why_not_written(error)}; every record "
+                             f"before this one is kept, and a rerun into out={out} resumes") from None
+
+
 def _files_written(out: Path, appended: int) -> str:
     tables = sorted(p.name for p in out.glob("leaderboard*") if p.suffix in (".csv", ".md"))
     synsets = len(list((out / "synsets").glob("*.safetensors")))
@@ -153,7 +162,7 @@ def run_suite(config: dict, log=lambda msg: None) -> tuple[Path, "object", list[
             for finished in launcher.launch(todo, cell_config, status):
                 fresh = [r for r in finished.records or [] if r["cell_id"] not in done]
                 for record in fresh:
-                    append_record(out, record)
+                    _append(out, record)
                     records.append(record)
                     appended += 1
                     if record["status"] == "ok":

@@ -54,7 +54,7 @@ LOCK_INFO = ".lock.json"
 CELLS_DIR = "cells"        # one file per finished cell, written by Slurm jobs, merged by the driver
 
 
-def _why(error: OSError) -> str:
+def why_not_written(error: OSError) -> str:
     if error.errno == errno.ENOSPC:
         return "the disk is full"
     if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
@@ -73,7 +73,7 @@ def check_writable(out: Path) -> None:
         write_text_atomic(out / ".write-check", "fairbench checks that it can write here\n")
         (out / ".write-check").unlink()
     except OSError as error:
-        raise FairbenchError(f"cannot write to out={out}: {_why(error)}; choose another out= "
+        raise FairbenchError(f"cannot write to out={out}: {why_not_written(error)}; choose another out= "
                              f"(nothing was computed)") from None
 
 
@@ -216,7 +216,7 @@ def write_tables(folder: Path, tables: dict[str, str]) -> list[Path]:
         try:
             write_text_atomic(folder / name, tables[name])
         except OSError as error:
-            log.warning("fairbench: note: tables not written to %s (%s); they are only printed", folder, _why(error))
+            log.warning("fairbench: note: tables not written to %s (%s); they are only printed", folder, why_not_written(error))
             return written
         written.append(folder / name)
     return written

@@ -44,7 +44,8 @@ def _check_record(value, path: Path, number: int) -> dict:
 def _parse(path: Path, text: str) -> tuple[list[dict], int | None]:
     """The records of ``text`` and, if its last line is torn, the byte offset where that line starts."""
     records, offset = [], 0
-    lines = text.splitlines(keepends=True)
+    parts = text.split("\n")
+    lines = [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
     for number, line in enumerate(lines, 1):
         start, offset = offset, offset + len(line.encode())
         if not line.strip():
