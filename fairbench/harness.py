@@ -159,7 +159,7 @@ def run_suite(config: dict, log=lambda msg: None) -> tuple[Path, "object", list[
             status = CellProgress(len(todo), log)
             failures: list[str] = []
             appended = 0
-            for finished in launcher.launch(todo, cell_config, status):
+            for finished in launcher.launch(todo, cell_config, status) if todo else ():
                 fresh = [r for r in finished.records or [] if r["cell_id"] not in done]
                 for record in fresh:
                     _append(out, record)
