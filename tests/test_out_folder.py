@@ -205,3 +205,11 @@ def test_a_truncated_synset_is_named_set_aside_and_made_again(finished_run, capl
     assert path.with_name(path.name + ".corrupt").read_bytes() == torn
     assert again["status"] == "ok" and again["distill_reused"] is False
     assert load_synset(path)[0].images.equal(images)
+
+
+def test_an_unreadable_expert_is_named_and_set_aside(tmp_path):
+    from fairbench.distill.experts import load_experts, missing_experts
+    (tmp_path / "expert_0.pt").write_bytes(b"PK\x03\x04 cut off")
+    with pytest.raises(FairbenchError, match=r"expert_0.pt: not a readable expert trajectory .*fairbench experts"):
+        load_experts(tmp_path, 1, "cpu")
+    assert (tmp_path / "expert_0.pt.corrupt").is_file() and missing_experts(tmp_path, 1)
