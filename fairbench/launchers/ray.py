@@ -11,6 +11,8 @@ was lost) is reported and not recorded, so the next run into the same ``out`` re
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from typing import Iterator
 
 from ..cell import resolve_device, run_cell
@@ -32,11 +34,14 @@ def _start(ray, settings: dict) -> bool:
     if ray.is_initialized():
         return False
     options = {"include_dashboard": False, "logging_level": logging.WARNING}
+    sigterm = signal.getsignal(signal.SIGTERM)
     if settings["address"]:
         ray.init(address=settings["address"], **options)
     else:
         ray.init(num_cpus=settings["num_cpus"], runtime_env={"env_vars": {"PYTHONPATH": worker_pythonpath()}},
                  **options)
+    if sigterm is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, sigterm)   # ray.init's handler exits at once: keep the resume message
     return True
 
 
