@@ -63,3 +63,10 @@ def worker_pythonpath() -> str:
     driver's path, not another installed copy)."""
     here = str(Path(__file__).resolve().parent.parent.parent)
     return os.pathsep.join(dict.fromkeys(filter(None, [here, os.environ.get("PYTHONPATH")])))
+
+
+def task_error(error: BaseException) -> str:
+    """The line that says why a remote task failed: the last of its traceback (Ray and submitit
+    wrap the worker's exception in a traceback whose first lines only name the task)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__

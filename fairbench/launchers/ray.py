@@ -16,10 +16,9 @@ import threading
 from typing import Iterator
 
 from ..cell import resolve_device, run_cell
-from ..errors import first_line
 from ..plan import Cell
 from ..progress import CellProgress
-from . import Finished, require, worker_pythonpath
+from . import Finished, require, task_error, worker_pythonpath
 
 
 def gpus_per_cell(config: dict) -> float:
@@ -71,7 +70,7 @@ def launch(cells: list[Cell], config: dict, progress: CellProgress) -> Iterator[
             try:
                 yield Finished(cell, ray.get(ready[0]))
             except ray.exceptions.RayError as error:
-                yield Finished(cell, None, first_line(error))
+                yield Finished(cell, None, task_error(error))
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)

@@ -25,7 +25,7 @@ from ..plan import Cell
 from ..progress import CellProgress
 from ..protocol import digest
 from ..results import load_records
-from . import Finished, require, worker_pythonpath
+from . import Finished, require, task_error, worker_pythonpath
 
 POLL_S = 0.5
 
@@ -79,11 +79,6 @@ def _worker_path() -> Iterator[None]:
             os.environ["PYTHONPATH"] = before
 
 
-def _reason(error: BaseException) -> str:
-    lines = [line for line in str(error).splitlines() if line.strip()]
-    return lines[-1].strip() if lines else type(error).__name__
-
-
 def launch(cells: list[Cell], config: dict, progress: CellProgress) -> Iterator[Finished]:
     submitit = require("slurm")
     executor = _executor(submitit, config)
@@ -101,7 +96,7 @@ def launch(cells: list[Cell], config: dict, progress: CellProgress) -> Iterator[
                 cell = pending.pop(job)
                 error = job.exception()
                 if error is not None:
-                    yield Finished(cell, None, _reason(error))
+                    yield Finished(cell, None, task_error(error))
                     continue
                 path = Path(job.result())
                 yield Finished(cell, load_records(path))
