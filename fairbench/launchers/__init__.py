@@ -17,7 +17,6 @@ import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from ..errors import FairbenchError, unknown_choice
