@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .cell import cell_id as make_cell_id
 from .cell import distill_context, resolve_device, resolved_config, splits_for
-from .data import load_dataset
+from .data import DatasetSplits, load_dataset
 from .distill import build_distiller
 from .distill.experts import make_experts
 from .errors import FairbenchError
