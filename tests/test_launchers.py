@@ -42,9 +42,7 @@ def reference(tmp_path_factory):
 
 def test_ray_gives_the_local_metrics_and_a_rerun_adds_nothing(reference, tmp_path):
     pytest.importorskip("ray")
-    threads = torch.get_num_threads()      # as many threads per task as the local loop has
-    config = resolve_run_config(TWO + [f"out={tmp_path}", "launcher=ray", f"ray.num_cpus={threads}",
-                                        f"ray.cpus_per_cell={threads}"])
+    config = resolve_run_config(TWO + [f"out={tmp_path}", "launcher=ray", f"ray.num_cpus={torch.get_num_threads()}"])
     logged = []
     out, frame, failures = run_suite(config, log=logged.append)
     assert not failures and metrics(out) == reference and len(frame) == 2

@@ -3,7 +3,8 @@
 On an existing cluster (``ray.address=auto`` or ``ray://...``) the workers must have this
 fairbench installed and see the same ``data_root``; without an address a local cluster is started
 for the run (``ray.num_cpus`` CPUs) and its workers import the driver's fairbench. A task asks for
-``ray.cpus_per_cell`` CPUs (Ray gives it as many torch threads) and ``ray.gpus_per_cell`` GPUs, a
+``ray.cpus_per_cell`` CPUs (Ray gives it as many torch threads; by default, on a CPU run, as
+many as the local loop uses, so the metrics are the same bit for bit) and ``ray.gpus_per_cell`` GPUs, a
 fraction letting several small cells share one GPU. A task that fails (its worker died, the node
 was lost) is reported and not recorded, so the next run into the same ``out`` retries it.
 """
@@ -14,6 +15,8 @@ import logging
 import signal
 import threading
 from typing import Iterator
+
+import torch
 
 from ..cell import resolve_device, run_cell
 from ..plan import Cell
@@ -26,6 +29,15 @@ def gpus_per_cell(config: dict) -> float:
     if chosen is not None:
         return chosen
     return 1 if resolve_device(config["device"]).type == "cuda" else 0
+
+
+def cpus_per_cell(config: dict) -> float:
+    """A CPU cell's float sums depend on its thread count: by default a task gets as many CPUs (so
+    threads) as the local loop uses, and its metrics match the local loop's bit for bit."""
+    chosen = config["ray"]["cpus_per_cell"]
+    if chosen is not None:
+        return chosen
+    return torch.get_num_threads() if resolve_device(config["device"]).type == "cpu" else 1
 
 
 def _start(ray, settings: dict) -> bool:
@@ -57,11 +69,11 @@ def launch(cells: list[Cell], config: dict, progress: CellProgress) -> Iterator[
     ray = require("ray")
     settings = config["ray"]
     started = _start(ray, settings)
-    gpus = gpus_per_cell(config)
-    task = ray.remote(num_cpus=settings["cpus_per_cell"], num_gpus=gpus, max_retries=0)(run_cell)
+    cpus, gpus = cpus_per_cell(config), gpus_per_cell(config)
+    task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(run_cell)
     shared = ray.put(config)
     pending = {task.remote(cell, shared): cell for cell in cells}
-    slots = _slots(ray, settings["cpus_per_cell"], gpus)
+    slots = _slots(ray, cpus, gpus)
     try:
         while pending:
             progress.set_running(min(slots, len(pending)))

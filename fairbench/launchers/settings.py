@@ -16,7 +16,7 @@ RUNNER_DEFAULTS: dict = {
     "ray": {
         "address": None,          # an existing cluster (auto, or ray://host:port); none: a local cluster for the run
         "num_cpus": None,         # CPUs of a local cluster (default: all)
-        "cpus_per_cell": 1,
+        "cpus_per_cell": None,    # default: on a CPU run the local loop's torch threads (same bits), else 1
         "gpus_per_cell": None,    # fractions share a GPU (0.25: four cells per GPU); default 1 on a GPU run, else 0
     },
     "slurm": {
@@ -30,8 +30,9 @@ RUNNER_DEFAULTS: dict = {
         "array_parallelism": 64,  # how many jobs of the array run at once
     },
 }
-_POSITIVE = {"ray": ("cpus_per_cell",), "slurm": ("time", "cpus_per_task", "array_parallelism")}
+_POSITIVE = {"ray": (), "slurm": ("time", "cpus_per_task", "array_parallelism")}
 _OPTIONAL_NUMBERS = {"ray": ("num_cpus", "gpus_per_cell"), "slurm": ("gpus_per_node", "mem_gb")}
+_OPTIONAL_POSITIVE = {"ray": ("cpus_per_cell",), "slurm": ()}
 _OPTIONAL_STRINGS = {"ray": ("address",), "slurm": ("cluster", "partition", "account")}
 
 
@@ -54,6 +55,9 @@ def check_runner_settings(config: dict) -> None:
             raise unknown_choice(f"{group} setting", sorted(unknown)[0], defaults)
         for key in _POSITIVE[group]:
             if not _number(settings[key]) or settings[key] <= 0:
+                raise FairbenchError(f"{group}.{key} must be a positive number, got {settings[key]!r}")
+        for key in _OPTIONAL_POSITIVE[group]:
+            if settings[key] is not None and (not _number(settings[key]) or settings[key] <= 0):
                 raise FairbenchError(f"{group}.{key} must be a positive number, got {settings[key]!r}")
         for key in _OPTIONAL_NUMBERS[group]:
             if settings[key] is not None and (not _number(settings[key]) or settings[key] < 0):
