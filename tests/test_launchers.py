@@ -129,3 +129,12 @@ def test_sigterm_and_kill_9_then_resume_lose_and_duplicate_nothing(reference, tm
     assert third.returncode == 0, third.stderr
     assert "torn last line" in third.stderr
     assert metrics(out) == reference                     # every cell once, the local loop's numbers
+
+
+def test_slurm_without_slurm_points_to_the_local_cluster(tmp_path, monkeypatch):
+    submitit = pytest.importorskip("submitit")
+    from fairbench.launchers import slurm
+    monkeypatch.setattr(slurm.shutil, "which", lambda name: None)
+    config = resolve_run_config(TWO + [f"out={tmp_path}", "launcher=slurm"])
+    with pytest.raises(FairbenchError, match="no Slurm here .*slurm.cluster=local"):
+        slurm._executor(submitit, config)
