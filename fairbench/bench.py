@@ -19,7 +19,7 @@ from .config import activate_plugins, check_device, merge_settings, parse_overri
 from .data import GroupDataset
 from .distill import DistillContext, build_distiller, method_hparams, method_ids, parse_method
 from .errors import FairbenchError, unknown_choice
-from .harness import resolve_device
+from .cell import resolve_device
 from .models import build_model
 from .overrides import coerce_like
 

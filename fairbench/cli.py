@@ -21,6 +21,8 @@ which some cells failed (a diverging distillation) names them and exits with cod
 from __future__ import annotations
 
 import argparse
+import shlex
+import signal
 import sys
 
 from . import __version__
@@ -45,9 +47,7 @@ def _run(args) -> int:
     reported = render_reported(frame, config["suite"])
     if reported:
         print("\n" + reported)
-    _run_plots(out)
-    print(f"\nresults: {out}/results.jsonl  tables: {out}/leaderboard.csv, {out}/leaderboard.md, "
-          f"{out}/leaderboard_across_evaluators.csv  plots: {out}/plots/")
+    _log(f"fairbench: plots: {', '.join(str(p) for p in _run_plots(out)) or 'none (no finished cell)'}")
     if failures:
         _log(f"fairbench: {len(failures)} cells failed (recorded with status 'failed', left out of the tables):")
         for failure in failures:
@@ -76,11 +76,11 @@ def _check_data_if_present(config: dict, cells) -> None:
              f"IPC and image-size checks for them wait for the data")
 
 
-def _run_plots(out) -> None:
+def _run_plots(out) -> list:
     from .plots import write_run_plots
     from .results import read_records
 
-    write_run_plots(out, read_records(out, missing_ok=True))
+    return write_run_plots(out, read_records(out, missing_ok=True))
 
 
 def _log(msg: str) -> None:
@@ -397,14 +397,30 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extras:
         args.overrides += extras
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.handler(args)
     except FairbenchError as error:
         print(f"fairbench: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("fairbench: interrupted; every finished cell is kept in results.jsonl", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        print(_interrupted(interrupt, argv if argv is not None else sys.argv[1:]), file=sys.stderr)
         return 130
+
+
+def _interrupt(signum, frame):
+    """SIGTERM (a scheduler's or ``kill``'s stop) ends a run the way Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+def _interrupted(interrupt: KeyboardInterrupt, argv: list[str]) -> str:
+    """The interrupt message: what is kept and, for a run, the exact command that resumes it."""
+    out = getattr(interrupt, "out", None)
+    if out is None:
+        return "fairbench: interrupted"
+    resume = shlex.join(["fairbench", *[a for a in argv if not a.startswith("out=")], f"out={out}"])
+    return (f"fairbench: interrupted; every finished cell is kept in {out}/results.jsonl. Resume (finished "
+            f"cells are skipped) with:\n  {resume}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .errors import FairbenchError, unknown_choice
+from .launchers.settings import RUNNER_DEFAULTS, check_runner_settings
 from .paths import suites_dir
 from .registry import include_dirs, read_yaml
 
@@ -48,6 +49,10 @@ RUN_KEYS: dict[str, tuple[object, str]] = {
     "eval": ({}, "evaluator training settings, e.g. eval.epochs=300"),
     "models": ({}, "per-evaluator model settings, e.g. models.convnet.width=64"),
     "metrics": ({}, "metric conventions, e.g. metrics.undefined=skip (default zero, the reference's)"),
+    "launcher": (RUNNER_DEFAULTS["launcher"], "where cells run: local, ray or slurm (docs/launchers.md)"),
+    "resume": (RUNNER_DEFAULTS["resume"], "which finished records of out a rerun reuses: same-version, always, never"),
+    "ray": (RUNNER_DEFAULTS["ray"], "launcher=ray settings, e.g. ray.address=auto ray.gpus_per_cell=0.25"),
+    "slurm": (RUNNER_DEFAULTS["slurm"], "launcher=slurm settings, e.g. slurm.partition=gpu slurm.time=240"),
 }
 RUN_DEFAULTS: dict = {key: default for key, (default, _) in RUN_KEYS.items()}
 _LIST_KEYS = {"datasets": str, "methods": str, "evaluators": str, "ipc": int, "seeds": int}
@@ -178,6 +183,7 @@ def validate(config: dict) -> dict:
     if not isinstance(config["download"], bool):
         raise FairbenchError(f"download must be true or false, got {config['download']!r}")
     check_device(config["device"])
+    check_runner_settings(config)
     return config
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from .atomic import write_text_atomic
+from .outdir import write_tables
 from .metrics import METRICS
 from .protocol import protocol_id, protocol_of
 
@@ -156,12 +156,12 @@ def write_leaderboard(out_dir: Path, records: list[dict]) -> pd.DataFrame:
     """Write the leaderboard and its summary across evaluators (``leaderboard_across_evaluators``)."""
     frame = leaderboard_frame(records)
     out_dir = Path(out_dir)
-    write_text_atomic(out_dir / "leaderboard.csv", frame.to_csv(index=False, float_format="%.4f"))
-    write_text_atomic(out_dir / "leaderboard.md", render(frame, "pipe") + "\n")
     summary = across_evaluators(frame)
-    write_text_atomic(out_dir / "leaderboard_across_evaluators.csv",
-                      summary.to_csv(index=False, float_format="%.4f"))
-    write_text_atomic(out_dir / "leaderboard_across_evaluators.md", render(summary, "pipe") + "\n")
+    write_tables(out_dir, {
+        "leaderboard.csv": frame.to_csv(index=False, float_format="%.4f"),
+        "leaderboard.md": render(frame, "pipe") + "\n",
+        "leaderboard_across_evaluators.csv": summary.to_csv(index=False, float_format="%.4f"),
+        "leaderboard_across_evaluators.md": render(summary, "pipe") + "\n"})
     return frame
 
 

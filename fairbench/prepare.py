@@ -37,21 +37,35 @@ def has_prepare(method_id: str) -> bool:
     return BASES.get(parse_method(method_id)[0]).prepare is not Distiller.prepare
 
 
-def prepare_run(config: dict, log=lambda msg: None) -> list[str]:
-    """Run the preparation step of every cell of ``config`` whose base has one; one line per step."""
-    from .harness import resolve_device
-
-    cells = [c for c in make_plan(config) if has_prepare(c.method)]
-    device = resolve_device(config["device"])
-    done, trains = [], {}
-    for cell in cells:
-        if cell.dataset not in trains:
-            splits = load_dataset(cell.dataset, config["data_root"], cell.dataset_params, download=config["download"])
-            trains[cell.dataset] = splits.train.to(device)
-        train = trains[cell.dataset]
+def prepare_cells(cells: list[Cell], trains: dict, device: torch.device, config: dict,
+                  log=lambda msg: None) -> list[str]:
+    """Run the preparation step of every cell whose base has one, ``trains`` holding each dataset's
+    train split; one line per distinct thing made or found."""
+    done, on_device = [], {}
+    for cell in (c for c in cells if has_prepare(c.method)):
+        if cell.dataset not in on_device:
+            on_device[cell.dataset] = trains[cell.dataset].to(device)
+        train = on_device[cell.dataset]
         log(f"fairbench: preparing {cell.method} on {cell.dataset}")
         line = build_distiller(cell.method, cell.hparams).prepare(train, cell_context(cell, train, device, config),
                                                                    progress=progress)
         if line and line not in done:
             done.append(line)
     return done
+
+
+def prepare_run(config: dict, log=lambda msg: None) -> list[str]:
+    """``fairbench prepare``: the preparation steps of every cell of ``config``."""
+    from .cell import resolve_device
+
+    cells = [c for c in make_plan(config) if has_prepare(c.method)]
+    trains = {c.dataset: load_dataset(c.dataset, config["data_root"], c.dataset_params,
+                                      download=config["download"]).train for c in cells}
+    return prepare_cells(cells, trains, resolve_device(config["device"]), config, log)
+
+
+def check_cells_ready(cells: list[Cell], trains: dict, device: torch.device, config: dict) -> None:
+    """Fail before anything runs when a cell needs something the run did not make."""
+    for cell in cells:
+        train = trains[cell.dataset]
+        build_distiller(cell.method, cell.hparams).check_ready(train, cell_context(cell, train, device, config))

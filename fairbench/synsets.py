@@ -44,7 +44,8 @@ def load_synset(path: str | Path) -> tuple[SyntheticSet, dict]:
                                f"(pickles and .pt files can run code when loaded); convert it first")
     try:
         with safe_open(str(path), framework="pt") as f:
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
+            # copies, not views of the mapped file: a file truncated later must not crash their reader
+            tensors = {key: f.get_tensor(key).clone() for key in f.keys()}
             metadata = json.loads((f.metadata() or {}).get(_META_KEY, "{}"))
     except (SafetensorError, OSError, ValueError) as error:
         raise SynsetUnreadable(f"{path}: not a readable safetensors file ({error})") from None

@@ -47,7 +47,7 @@ from .contact import FEATURE_EPS, PIXEL_EPS, ContactIndex
 from .data import DatasetSplits, load_dataset
 from .errors import FairbenchError, unknown_choice
 from .evaluate import evaluate_synthetic
-from .harness import resolve_device
+from .cell import resolve_device
 from .metrics import METRICS
 from .protocol import protocol_id
 from .provenance import device_label, git_commit, machine_fingerprint

@@ -27,7 +27,8 @@ from torch import nn
 
 from ..augment import DSA
 from ..data import GroupDataset
-from ..errors import FairbenchError
+from ..atomic import atomic_path
+from ..errors import FairbenchError, first_line
 from ..train import train_classifier
 from .aggregation import matching_terms
 
@@ -74,9 +75,21 @@ def check_experts(folder: Path, count: int, method_id: str, dataset: str) -> Non
             f"(or `fairbench experts {dataset}` with them)")
 
 
+def _load_expert(path: Path, device) -> torch.Tensor:
+    """One trajectory; an unreadable file is set aside as ``*.corrupt`` and named, so that
+    ``fairbench experts`` makes it again instead of every run failing on it."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:     # torch.load raises RuntimeError, EOFError, UnpicklingError, ...
+        aside = path.with_name(path.name + ".corrupt")
+        path.replace(aside)
+        raise FairbenchError(f"{path}: not a readable expert trajectory ({first_line(error)}); set aside as "
+                             f"{aside.name}: make it again with `fairbench experts` and this run's settings") from None
+
+
 def load_experts(folder: Path, count: int, device) -> torch.Tensor:
     """(count, epochs + 1, P) flat parameters of the first ``count`` trajectories."""
-    return torch.stack([torch.load(p, map_location=device) for p in expert_paths(folder, count)])
+    return torch.stack([_load_expert(p, device) for p in expert_paths(folder, count)])
 
 
 def train_expert(net: nn.Module, train: GroupDataset, weights: torch.Tensor, hparams: dict) -> torch.Tensor:
@@ -101,6 +114,6 @@ def make_experts(folder: Path, count: int, train: GroupDataset, weights: torch.T
     for path in progress(todo, desc=f"experts {folder.name}"):
         torch.manual_seed(int(path.stem.split("_")[1]))
         trajectory = train_expert(make_net().to(device), train, weights, hparams)
-        torch.save(trajectory.cpu(), path.with_suffix(".tmp"))
-        path.with_suffix(".tmp").rename(path)
+        with atomic_path(path) as tmp:    # a kill or a full disk never leaves a truncated expert
+            torch.save(trajectory.cpu(), tmp)
     return len(todo)
