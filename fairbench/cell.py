@@ -26,11 +26,12 @@ from . import __version__
 from .config import check_device
 from .data import DatasetSplits, load_dataset
 from .distill import SyntheticSet, build_distiller
-from .errors import DistillationDiverged, FairbenchError
+from .errors import DistillationDiverged
 from .evaluate import evaluate_synthetic
 from .metrics import METRICS
 from .plan import Cell
 from .plugins import method_provenance
+from .progress import progress
 from .prepare import cell_context
 from .protocol import digest, protocol_id, protocol_of
 from .provenance import device_label, git_commit, machine_fingerprint

@@ -17,8 +17,7 @@ from pathlib import Path
 
 from .cell import cell_id as make_cell_id
 from .cell import resolve_device, resolved_config, splits_for
-from .data import DatasetSplits, load_dataset
-from .distill import build_distiller
+from .data import DatasetSplits
 from .errors import FairbenchError
 from .evaluate import check_fits
 from .launchers import get_launcher
@@ -26,7 +25,7 @@ from .leaderboard import write_leaderboard
 from .outdir import check_writable, describe_holdings, locked, prepare_records, reusable, why_not_written
 from .plan import Cell, check_cells_data, make_plan
 from .prepare import check_cells_ready, prepare_cells
-from .progress import CellProgress, progress
+from .progress import CellProgress
 from .protocol import digest, protocol_id
 from .results import RESULTS_FILE, append_record
 
@@ -44,6 +43,19 @@ def out_dir_for(config: dict) -> Path:
         return Path(config["out"])
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{Path(config['suite']).stem}-{stamp}"
+
+
+def _check_networks_fit(cells: list[Cell], datasets: dict[str, DatasetSplits]) -> None:
+    """Every evaluator and distiller network against its dataset's image shape, before any
+    distillation: a misfit should cost seconds, not the distillations that come before it."""
+    checked = set()
+    for cell in cells:
+        train = datasets[cell.dataset].train
+        for spec in filter(None, [cell.net, *cell.evaluators]):
+            key = digest([cell.dataset, spec])
+            if key not in checked:
+                check_fits(spec, train.image_shape, train.num_classes)
+                checked.add(key)
 
 
 def prepare(cells: list[Cell], datasets: dict, device, config: dict, log=lambda msg: None) -> None:

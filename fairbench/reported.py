@@ -65,7 +65,7 @@ def reported_rows(table: pd.DataFrame | list[dict], suite: str | None = None) ->
         return pd.DataFrame(columns=REPORTED_COLUMNS)
     cells = cells[CELL_KEYS + ["suite"]].drop_duplicates()
     merged = cells.merge(reported, on=CELL_KEYS)
-    merged = merged[[_applies(p, s) for p, s in zip(merged["suites"], merged["suite"])]]
+    merged = merged.loc[[_applies(p, s) for p, s in zip(merged["suites"], merged["suite"])]]
     return merged[REPORTED_COLUMNS].drop_duplicates().reset_index(drop=True)
 
 

@@ -5,7 +5,6 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
 from fairbench.data import load_dataset

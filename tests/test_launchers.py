@@ -1,7 +1,6 @@
 """Launchers: Ray and Slurm (submitit, local processes) give the local loop's metrics bit for bit,
 one record per cell; a driver stopped by SIGTERM or killed -9 loses and duplicates nothing."""
 
-import json
 import shlex
 import signal
 import subprocess
