@@ -29,7 +29,7 @@ from .distill import SyntheticSet, build_distiller
 from .errors import DistillationDiverged
 from .evaluate import evaluate_synthetic
 from .metrics import METRICS
-from .plan import Cell
+from .plan import Cell, resolved_config
 from .plugins import method_provenance
 from .progress import progress
 from .prepare import cell_context
@@ -46,14 +46,6 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     check_device(name)
     return torch.device(name)
-
-
-def resolved_config(cell: Cell, spec: dict, config: dict) -> dict:
-    """What one (cell, evaluator) measurement is: its id is the digest of this."""
-    return {"dataset": {"name": cell.dataset, "params": cell.dataset_params},
-            "method": {"id": cell.method, "hparams": cell.hparams}, "net": cell.net,
-            "ipc": cell.ipc, "seed": cell.seed, "evaluator": spec, "num_eval": config["num_eval"],
-            "suite": config["suite"]}
 
 
 def cell_id(cell: Cell, spec: dict, config: dict) -> str:

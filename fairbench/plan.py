@@ -107,7 +107,63 @@ def provenance_label(method_id: str) -> str:
                      for p in parts)
 
 
+def resolved_config(cell: Cell, spec: dict, config: dict) -> dict:
+    """What one (cell, evaluator) measurement is: its id is the digest of this."""
+    return {"dataset": {"name": cell.dataset, "params": cell.dataset_params},
+            "method": {"id": cell.method, "hparams": cell.hparams}, "net": cell.net,
+            "ipc": cell.ipc, "seed": cell.seed, "evaluator": spec, "num_eval": config["num_eval"],
+            "suite": config["suite"]}
+
+
+def _changed(section: str, ours: dict, registry: dict) -> list[str]:
+    """``section.key=ours (registry: theirs)`` for each key whose value differs, nested keys dotted."""
+    lines = []
+    for key in sorted(set(ours) | set(registry)):
+        mine, theirs = ours.get(key), registry.get(key)
+        if isinstance(mine, dict) and isinstance(theirs, dict):
+            lines += _changed(f"{section}.{key}", mine, theirs)
+        elif mine != theirs:
+            lines.append(f"{section}.{key}={mine} (registry: {theirs})")
+    return lines
+
+
+def protocol_deviations(config: dict, cells: list[Cell]) -> list[str]:
+    """Every setting in which the run's cells differ from the registry's protocol for the same grid:
+    what the suite file and the overrides changed (cut budgets, a narrower network, ...)."""
+    untouched = {**config, **{key: {} for key in ("dataset", "distill", "eval", "models", "metrics")}}
+    try:
+        reference = make_plan(untouched)
+    except FairbenchError:     # the registry alone cannot serve this grid (an IPC outside a method's table)
+        return [f"{key}: {config[key]}" for key in ("dataset", "distill", "eval", "models", "metrics")
+                if config[key]]
+    lines: list[str] = []
+    for ours, theirs in zip(cells, reference):
+        found = _changed(f"dataset {ours.dataset}", ours.dataset_params, theirs.dataset_params)
+        found += _changed(f"distill {ours.method}", ours.hparams, theirs.hparams)
+        found += _changed(f"net {ours.method}", ours.net or {}, theirs.net or {})
+        for spec, registry_spec in zip(ours.evaluators, theirs.evaluators):
+            found += _changed(f"evaluator {spec['name']}", spec, registry_spec)
+        lines += [line for line in found if line not in lines]
+    return lines
+
+
 def describe_plan(config: dict, cells: list[Cell]) -> str:
+    """The plan, the settings in which it departs from the registry's protocol, and each
+    (cell, evaluator)'s full resolved protocol with its id."""
+    import yaml
+
+    from .protocol import protocol_id, protocol_of
+
+    deviations = protocol_deviations(config, cells)
+    header = [f"suite {config['suite']}: {len(cells)} cells"]
+    header += (["differs from the registry's protocol in:"] + [f"  {line}" for line in deviations]
+               if deviations else ["the registry's protocol, unchanged"])
+    protocols = []
+    for cell in cells:
+        for spec in cell.evaluators:
+            resolved = resolved_config(cell, spec, config)
+            protocols.append(f"{cell.label} x {spec['name']}: protocol {protocol_id(resolved)}\n  "
+                             + yaml.safe_dump(protocol_of(resolved), default_flow_style=True, width=10**6).strip())
     rows = [
         [c.dataset, c.ipc, c.method, c.seed, c.hparams.get("iterations", "-"),
          ", ".join(f"{e['name']}({e['train']['epochs']} ep)" for e in c.evaluators), config["num_eval"],
@@ -116,4 +172,4 @@ def describe_plan(config: dict, cells: list[Cell]) -> str:
     ]
     table = tabulate(rows, headers=["dataset", "ipc", "method", "seed", "iterations", "evaluators", "num_eval",
                                     "provenance"])
-    return f"suite {config['suite']}: {len(cells)} cells\n{table}"
+    return "\n".join(header) + f"\n\n{table}\n\nresolved protocols:\n" + "\n".join(protocols)

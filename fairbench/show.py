@@ -12,7 +12,6 @@ from pathlib import Path
 
 import torch
 
-from .config import RUN_DEFAULTS
 from .data import load_dataset
 from .data.card import parse_settings
 from .plots import save, synset_figure
@@ -40,7 +39,7 @@ def group_makeup(counts: torch.Tensor, group_names: list[str]) -> list[str]:
 
 def show_synset(path: str | Path, out: str | Path, overrides: list[str]) -> list[Path]:
     syn, metadata = load_synset(path)
-    data_root, download, params = parse_settings(overrides, RUN_DEFAULTS["data_root"])
+    data_root, download, params = parse_settings(overrides)
     stored = (metadata.get("key") or {}).get("dataset_params") or {}
     splits = load_dataset(metadata["dataset"], data_root, {**stored, **params}, download=download)
     train = splits.train

@@ -148,3 +148,27 @@ def test_bench_help_lists_its_settings(capsys):
 def test_the_registry_and_suites_are_found_in_the_checkout():
     home = data_home()
     assert (home / "registry" / "methods" / "dm.yaml").is_file() and (home / "suites" / "quickstart.yaml").is_file()
+
+
+def test_the_plan_names_every_setting_cut_from_the_registry_protocol(capsys):
+    """`datasets=[cmnist]` without `suite=` inherits quickstart's cut budgets: the dry run says so,
+    and shows each cell's full resolved protocol."""
+    from fairbench.cli import main
+
+    assert main(["run", "datasets=[cmnist]", "methods=[dm]", "data_root=/nonexistent", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "suite quickstart: 1 cells" in out
+    assert "evaluator convnet.model.width=32 (registry: 128)" in out
+    assert "distill dm.real_batch=64 (registry: 256)" in out
+    assert "resolved protocols:" in out and "cmnist ipc=10 dm seed=0 x convnet: protocol" in out
+
+
+def test_a_run_at_the_registry_protocol_says_so(capsys):
+    from fairbench.cli import main
+    from fairbench.plan import make_plan, protocol_deviations
+    from fairbench.config import resolve_run_config
+
+    config = resolve_run_config(["suite=cmnist", "methods=[dm]", "ipc=[10]"])
+    assert protocol_deviations(config, make_plan(config)) == []
+    assert main(["run", "suite=cmnist", "methods=[dm]", "ipc=[10]", "data_root=/nonexistent", "--dry-run"]) == 0
+    assert "the registry's protocol, unchanged" in capsys.readouterr().out
