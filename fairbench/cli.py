@@ -33,18 +33,15 @@ def _run(args) -> int:
     from .config import resolve_run_config
     from .harness import run_suite
     from .leaderboard import render_report
-    from .plan import describe_plan, make_plan, protocol_deviations
+    from .plan import describe_plan, make_plan
     from .reported import render_reported
 
     config = resolve_run_config(args.overrides)
-    cells = make_plan(config)
     if args.dry_run:
+        cells = make_plan(config)
         _check_data_if_present(config, cells)
         print(describe_plan(config, cells))
         return 0
-    deviations = protocol_deviations(config, cells)
-    _log(f"fairbench: suite {config['suite']}; " + ("differs from the registry's protocol in: " + "; ".join(deviations)
-                                                    if deviations else "the registry's protocol, unchanged"))
     out, frame, failures = run_suite(config, log=_log)
     print(render_report(frame))
     reported = render_reported(frame, config["suite"])

@@ -23,7 +23,7 @@ from .evaluate import check_fits
 from .launchers import get_launcher
 from .leaderboard import write_leaderboard
 from .outdir import check_writable, describe_holdings, locked, prepare_records, reusable, why_not_written
-from .plan import Cell, check_cells_data, make_plan
+from .plan import Cell, check_cells_data, make_plan, protocol_deviations
 from .prepare import check_cells_ready, prepare_cells
 from .progress import CellProgress
 from .protocol import digest, protocol_id
@@ -127,6 +127,9 @@ def run_suite(config: dict, log=lambda msg: None) -> tuple[Path, "object", list[
             todo = _still_to_run(cells, config, done)
             log(f"fairbench: {len(cells)} cells on {device}, {len(todo)} to run with launcher={config['launcher']}; "
                 f"results in {out}")
+            deviations = protocol_deviations(config, cells)
+            log(f"fairbench: suite {config['suite']}: " + ("differs from the registry's protocol in: " + "; ".join(deviations)
+                                                           if deviations else "the registry's protocol, unchanged"))
             status = CellProgress(len(todo), log)
             failures: list[str] = []
             appended = 0
