@@ -186,4 +186,6 @@ def _translate(x: torch.Tensor, shift: torch.Tensor, pad: int) -> torch.Tensor:
     rows = torch.arange(h, device=x.device).view(1, h) + shift[:, :1] + pad
     cols = torch.arange(w, device=x.device).view(1, w) + shift[:, 1:] + pad
     batch = torch.arange(n, device=x.device).view(n, 1, 1)
-    return padded[batch, :, rows.unsqueeze(2), cols.unsqueeze(1)].permute(0, 3, 1, 2)
+    # contiguous: the permute leaves channels-last strides, on which torch 2.14's CPU convolution
+    # backward corrupted the heap (a width-4 ResNet-18 on 64x64 images, tests/test_evaluators.py)
+    return padded[batch, :, rows.unsqueeze(2), cols.unsqueeze(1)].permute(0, 3, 1, 2).contiguous()
