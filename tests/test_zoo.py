@@ -82,11 +82,16 @@ def test_experts_are_made_once_and_shared_where_the_training_is_identical(zoo_ru
     assert [f.stat().st_mtime_ns for f in files] == stamps
 
 
-def test_mtt_without_experts_says_how_to_make_them(tmp_path):
+def test_a_run_makes_the_experts_its_mtt_cells_need_before_any_cell(tmp_path):
+    """No separate `fairbench prepare` is needed: the driver runs each base's preparation step
+    first, once per distinct set, and a second run reuses what it made."""
     config = tiny_config(tmp_path, "methods=[dm,mtt+fairdd]")
-    with pytest.raises(FairbenchError, match="fairbench experts cmnist-mini"):
-        run_suite(config)
-    assert not (tmp_path / "out").exists()     # refused before anything ran
+    out, frame, failures = run_suite(config)
+    assert not failures and sorted(frame["method"]) == ["dm", "mtt+fairdd"]
+    (expert,) = (tmp_path / "experts").glob("*/expert_0.pt")
+    stamp = expert.stat().st_mtime_ns
+    run_suite({**config, "out": str(tmp_path / "again")})
+    assert expert.stat().st_mtime_ns == stamp
 
 
 def test_a_diverging_cell_fails_alone_and_the_suite_goes_on(tmp_path):
