@@ -9,7 +9,6 @@ from fairbench.config import resolve_run_config
 from fairbench.data import GroupDataset
 from fairbench.distill import method_ids
 from fairbench.distill.experts import balance_weights, expert_folder, make_experts
-from fairbench.errors import FairbenchError
 from fairbench.harness import run_suite
 from fairbench.models import build_model
 from fairbench.prepare import prepare_run
