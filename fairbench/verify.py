@@ -23,7 +23,11 @@ seed that is recorded (``seed=N`` replays a draw). The checks, each a reason whe
   side's sample standard deviation (ddof 1) but at least ``min_std`` (default 3.0 points): two or
   three runs estimate a spread badly (two honest runs can agree to 0.1 and the next two differ by
   5), and evaluation runs of one set at small budgets spread by 3-5 points (the committed ``ci``
-  baseline's acc runs); the floor (default 2.0 points) covers metrics with no spread at all;
+  baseline's acc runs); a max or worst case (``deo_max``, ``suff_max``, ``worst_group_acc``),
+  which moves in steps of a whole test cell, gets twice that least spread, in the ratio of
+  ``fairbench regress``'s minimum effects (an honest quickstart ``dm+cobra`` set measured
+  ``deo_max`` 90 against a claimed 100 with both runs of each side equal); the floor (default 2.0
+  points) covers metrics with no spread at all;
 - test contact: no synthetic image sits on a test image (:mod:`fairbench.contact`).
 
 The result is a JSON-able dict, which ``fairbench leaderboard add`` stores with the entry.
@@ -42,6 +46,7 @@ import torch
 
 from . import __version__
 from .bundle import open_bundle, sha256
+from .compare import MIN_EFFECT
 from .config import merge_settings
 from .contact import FEATURE_EPS, PIXEL_EPS, ContactIndex
 from .data import DatasetSplits, load_dataset
@@ -182,8 +187,11 @@ class Verifier:
             measured[metric] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "runs": values}
         for metric in self.settings["metrics"]:
             claimed = cell["claimed"][metric]
+            # a max or a worst case over classes or groups moves in steps of a whole test cell:
+            # its least spread scales as regress's minimum effects do (twice a mean's)
+            min_std = self.settings["min_std"] * MIN_EFFECT[metric] / MIN_EFFECT["acc"]
             tol = tolerance(claimed["runs"], measured[metric]["runs"], self.settings["z"], self.settings["floor"],
-                            self.settings["min_std"])
+                            min_std)
             tolerances[metric] = tol
             gap = abs(measured[metric]["mean"] - claimed["mean"])
             if not gap <= tol:
