@@ -210,6 +210,6 @@ def test_a_truncated_synset_is_named_set_aside_and_made_again(finished_run, capl
 def test_an_unreadable_expert_is_named_and_set_aside(tmp_path):
     from fairbench.distill.experts import load_experts, missing_experts
     (tmp_path / "expert_0.pt").write_bytes(b"PK\x03\x04 cut off")
-    with pytest.raises(FairbenchError, match=r"expert_0.pt: not a readable expert trajectory .*fairbench experts"):
+    with pytest.raises(FairbenchError, match=r"expert_0.pt: not a readable expert trajectory .*preparation step makes it again"):
         load_experts(tmp_path, 1, "cpu")
     assert (tmp_path / "expert_0.pt.corrupt").is_file() and missing_experts(tmp_path, 1)

@@ -77,14 +77,15 @@ def check_experts(folder: Path, count: int, method_id: str, dataset: str) -> Non
 
 def _load_expert(path: Path, device) -> torch.Tensor:
     """One trajectory; an unreadable file is set aside as ``*.corrupt`` and named, so that
-    ``fairbench experts`` makes it again instead of every run failing on it."""
+    the next run's preparation step (or ``fairbench prepare``) makes it again instead of every run
+    failing on it."""
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except Exception as error:     # torch.load raises RuntimeError, EOFError, UnpicklingError, ...
         aside = path.with_name(path.name + ".corrupt")
         path.replace(aside)
         raise FairbenchError(f"{path}: not a readable expert trajectory ({first_line(error)}); set aside as "
-                             f"{aside.name}: make it again with `fairbench experts` and this run's settings") from None
+                             f"{aside.name}: rerun the same command, whose preparation step makes it again") from None
 
 
 def load_experts(folder: Path, count: int, device) -> torch.Tensor:
