@@ -23,6 +23,7 @@ class ClassSampler:
         self.min_count = int(counts.min())
         self.max_count = max_count = int(counts.max())
         self.invalid = torch.arange(max_count, device=labels.device).unsqueeze(0) >= counts.unsqueeze(1)
+        self._kept_cache: dict[int, torch.Tensor] = {}
         if self.min_count == 0:
             missing = (counts == 0).nonzero().flatten().tolist()
             raise FairbenchError(f"classes {missing} have no training samples")
@@ -40,7 +41,14 @@ class ClassSampler:
         index = self.order[(self.offsets + pick).clamp_max(len(self.order) - 1)]
         if equal or self.equal_counts(k):
             return index.flatten()
-        return index[~self.invalid[:, :k]]
+        return index.flatten()[self._kept(k)]
+
+    def _kept(self, k: int) -> torch.Tensor:
+        """Flat positions of the real samples among k columns per class, computed once per k: a
+        boolean mask would need a host sync to size its result every step on a GPU."""
+        if k not in self._kept_cache:
+            self._kept_cache[k] = (~self.invalid[:, :k]).flatten().nonzero().flatten()
+        return self._kept_cache[k]
 
     def sample_exact(self, per_class: int) -> torch.Tensor:
         """Exactly ``per_class`` per class (initialising IPC images), or a clear error."""
