@@ -125,6 +125,12 @@ class Distiller(ABC):
         return None
 
     @property
+    def matches_distributions(self) -> bool:
+        """A distribution variant (wbary) builds a barycenter from a (classes, k) layout of the real
+        batch, so its real batch takes the same count from every class (the smallest class's)."""
+        return self.aggregation != "vanilla" and VARIANTS.get(self.aggregation).kind == "distribution"
+
+    @property
     def method_id(self) -> str:
         return self.name if self.aggregation == "vanilla" else f"{self.name}+{self.aggregation}"
 

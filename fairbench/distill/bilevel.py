@@ -58,8 +58,8 @@ class BilevelMatching(Distiller):
         dsa = self.augmentation()
         size = train.image_shape[-1]
         clock = self.timed_iterations(ctx)
-        # up to real_batch of each class, as the reference; wbary's barycenter needs equal counts
-        self.equal_batches = self.aggregation == "wbary" or sampler.equal_counts(hp["real_batch"])
+        # up to real_batch of each class, as the reference; a barycenter needs equal counts
+        self.equal_batches = self.matches_distributions or sampler.equal_counts(hp["real_batch"])
         for _ in clock:
             net = ctx.fresh_net()
             for step in range(hp["outer_loop"]):

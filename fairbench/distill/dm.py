@@ -38,8 +38,8 @@ class DistributionMatching(Distiller):
                 if hp["warmup_epochs"]:
                     warm_start(net, syn.detach(), syn_labels, hp, dsa)
             net.requires_grad_(False)
-            # up to real_batch of each class; wbary's barycenter needs the same count per class
-            index = sampler.sample(hp["real_batch"], equal=self.aggregation == "wbary")
+            # up to real_batch of each class; a barycenter needs the same count per class
+            index = sampler.sample(hp["real_batch"], equal=self.matches_distributions)
             params = dsa.sample(num_classes, size, ctx.device) if dsa is not None else None
             syn_in = dsa.apply(syn, params, syn_labels) if dsa is not None else syn
             # synthetic embeddings first: the barycenter starts from them
