@@ -28,7 +28,7 @@ from .data import DatasetSplits, load_dataset
 from .distill import SyntheticSet, build_distiller
 from .errors import DistillationDiverged
 from .evaluate import evaluate_synthetic
-from .metrics import METRICS
+from .metrics import METRICS, group_acc_runs
 from .plan import Cell, resolved_config
 from .plugins import method_provenance
 from .progress import progress
@@ -151,7 +151,8 @@ def run_cell(cell: Cell, config: dict) -> list[dict]:
         evaluation = evaluate_synthetic(syn, splits.test, spec, eval_seeds, device, progress=progress,
                                         ensemble=config["ensemble"])
         records.append(_record(cell, spec, device, config, status="ok", eval_seeds=eval_seeds,
-                               metrics=_metrics(evaluation.runs), **stats, synset=synset,
-                               eval_s=time.perf_counter() - start, eval_path=evaluation.path,
+                               metrics=_metrics(evaluation.runs),
+                               group_acc=group_acc_runs(evaluation.runs, splits.test.group_names),
+                               **stats, synset=synset, eval_s=time.perf_counter() - start, eval_path=evaluation.path,
                                eval_path_reason=evaluation.reason))
     return records

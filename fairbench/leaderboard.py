@@ -15,6 +15,9 @@ a row whose sets were timed on several devices shows the device with most measur
 base's (``dm+wbary`` over ``dm``), for the same dataset and IPC, compared only between timings
 from the same device; it is blank where the base was not timed on that device.
 
+Per-group accuracies (records' ``group_acc``) are pooled the same way into a long table, one row
+per (leaderboard row, group): ``leaderboard_groups.csv`` and the group-accuracy bars.
+
 The cross-architecture summary has one row per (dataset, ipc, method, protocol of the distilled
 set): each metric's mean over the evaluators, every evaluator weighted equally, so a synthetic set
 is judged on how well it transfers, not only on the network it was distilled with.
@@ -30,7 +33,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from .outdir import write_tables
-from .metrics import METRICS
+from .metrics import METRICS, group_acc_summary
 from .protocol import protocol_id, protocol_of
 
 KEYS = ["dataset", "ipc", "evaluator", "method", "protocol"]
@@ -39,6 +42,7 @@ COLUMNS = KEYS + ["acc", "acc_std", "deo_max", "deo_max_std", "deo_mean", "deo_m
                   "timing_device", "runs", "set_protocol"]
 SUMMARY_KEYS = ["dataset", "ipc", "method", "set_protocol"]
 SUMMARY_COLUMNS = SUMMARY_KEYS + list(METRICS) + ["evaluators"]
+GROUP_COLUMNS = KEYS + ["group", "acc", "acc_std", "runs"]
 
 
 def record_protocol(record: dict) -> str:
@@ -69,7 +73,10 @@ def unique_runs(records: list[dict]) -> dict[tuple, dict[int, dict[str, float]]]
     for record in records:
         key = (record_protocol(record), record["seed"])
         for j, seed in enumerate(eval_seeds(record)):
-            runs[key].setdefault(seed, {m: record["metrics"][m]["runs"][j] for m in METRICS})
+            run = {m: record["metrics"][m]["runs"][j] for m in METRICS}
+            if "group_acc" in record:   # records older than per-group accuracies lack it
+                run["group_acc"] = record["group_acc"]["runs"][j]
+            runs[key].setdefault(seed, run)
     return runs
 
 
@@ -108,16 +115,22 @@ def _mean(values) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
+def _rows(records: list[dict]) -> dict[tuple, list[dict]]:
+    """The finished records of each leaderboard row, keyed by :data:`KEYS`."""
+    rows: dict[tuple, list[dict]] = defaultdict(list)
+    for record in records:
+        if record.get("status") == "ok":
+            rows[(record["dataset"], record["ipc"], record["evaluator"], record["method"],
+                  record_protocol(record))].append(record)
+    return rows
+
+
 def leaderboard_frame(records: list[dict]) -> pd.DataFrame:
     records = [r for r in records if r.get("status") == "ok"]
     overheads = _overheads(records)
     timings = _timings(records)
-    rows: dict[tuple, list[dict]] = defaultdict(list)
-    for record in records:
-        rows[(record["dataset"], record["ipc"], record["evaluator"], record["method"],
-              record_protocol(record))].append(record)
     out_rows = []
-    for key, members in rows.items():
+    for key, members in _rows(records).items():
         out = dict(zip(KEYS, key))
         pooled = [run for runs in unique_runs(members).values() for run in runs.values()]
         for metric in METRICS:
@@ -138,6 +151,26 @@ def leaderboard_frame(records: list[dict]) -> pd.DataFrame:
     return frame.reindex(columns=COLUMNS) if out_rows else pd.DataFrame(columns=COLUMNS)
 
 
+def group_rows(row: dict, groups: list[str], runs: list[list[float | None]]) -> list[dict]:
+    """One long-format row per group of a leaderboard row: its accuracy's mean and spread over runs."""
+    mean, std = group_acc_summary(runs)
+    return [{**row, "group": name, "acc": m, "acc_std": s, "runs": len(runs)}
+            for name, m, s in zip(groups, mean, std)]
+
+
+def group_frame(records: list[dict]) -> pd.DataFrame:
+    """Each row's per-group accuracies (:data:`GROUP_COLUMNS`), each evaluation run counted once;
+    rows whose records predate per-group accuracies are left out."""
+    out_rows = []
+    for key, members in _rows(records).items():
+        pooled = [run["group_acc"] for runs in unique_runs(members).values() for run in runs.values()
+                  if "group_acc" in run]
+        if pooled:
+            groups = next(r["group_acc"]["groups"] for r in members if "group_acc" in r)
+            out_rows += group_rows(dict(zip(KEYS, key)), groups, pooled)
+    return pd.DataFrame(out_rows, columns=GROUP_COLUMNS)
+
+
 def across_evaluators(frame: pd.DataFrame) -> pd.DataFrame:
     """The mean of every metric over the evaluators of each (dataset, ipc, method, set protocol)."""
     if frame.empty:
@@ -153,12 +186,14 @@ def render(frame: pd.DataFrame, fmt: str = "simple") -> str:
 
 
 def write_leaderboard(out_dir: Path, records: list[dict]) -> pd.DataFrame:
-    """Write the leaderboard and its summary across evaluators (``leaderboard_across_evaluators``)."""
+    """Write the leaderboard, its summary across evaluators (``leaderboard_across_evaluators``) and
+    each row's per-group accuracies in long format (``leaderboard_groups.csv``)."""
     frame = leaderboard_frame(records)
     out_dir = Path(out_dir)
     summary = across_evaluators(frame)
     write_tables(out_dir, {
         "leaderboard.csv": frame.to_csv(index=False, float_format="%.4f"),
+        "leaderboard_groups.csv": group_frame(records).to_csv(index=False, float_format="%.4f"),
         "leaderboard.md": render(frame, "pipe") + "\n",
         "leaderboard_across_evaluators.csv": summary.to_csv(index=False, float_format="%.4f"),
         "leaderboard_across_evaluators.md": render(summary, "pipe") + "\n"})

@@ -41,7 +41,9 @@ def _summary(values: torch.Tensor) -> tuple[float, float]:
 def group_fairness(y_true, y_pred, groups, num_classes: int, num_groups: int,
                    undefined: str = "zero") -> dict[str, float]:
     """``acc``, ``deo_max``, ``deo_mean``, ``suff_max``, ``suff_mean``, ``worst_group_acc`` (percent),
-    with undefined cells counted by the ``undefined`` convention (``"zero"`` or ``"skip"``)."""
+    with undefined cells counted by the ``undefined`` convention (``"zero"`` or ``"skip"``), and
+    ``group_acc``: each group's accuracy, the bars behind ``worst_group_acc`` (a list, so not one
+    of :data:`METRICS`, which are the scalars tables and verdicts compare)."""
     if undefined not in UNDEFINED:
         raise ValueError(f"unknown undefined-cell convention {undefined!r}; choose from {', '.join(UNDEFINED)}")
     y, p, g = (torch.as_tensor(np.asarray(a) if not torch.is_tensor(a) else a).long().flatten().cpu()
@@ -63,9 +65,27 @@ def group_fairness(y_true, y_pred, groups, num_classes: int, num_groups: int,
     group_acc = hits.sum(1)[group_size > 0] / group_size[group_size > 0]
     return {
         "acc": 100 * float(correct.mean()),
+        # per group, in the test split's group order; None for a group with no test samples
+        "group_acc": [100 * float(h / n) if n > 0 else None for h, n in zip(hits.sum(1), group_size)],
         "deo_max": deo_max,
         "deo_mean": deo_mean,
         "suff_max": suff_max,
         "suff_mean": suff_mean,
         "worst_group_acc": 100 * float(group_acc.min()),
     }
+
+
+def group_acc_runs(runs: list[dict], group_names: list[str]) -> dict:
+    """Per-group accuracies of evaluation runs as records and entries store them: the group names
+    of the test split and, per run, each group's accuracy (None where the group has no sample)."""
+    return {"groups": list(group_names), "runs": [list(run["group_acc"]) for run in runs]}
+
+
+def group_acc_summary(runs: list[list[float | None]]) -> tuple[list[float], list[float]]:
+    """Each group's mean and standard deviation over ``runs`` (NaN for a group never measured)."""
+    columns = np.array([[np.nan if v is None else v for v in run] for run in runs], dtype=float)
+    measured = ~np.isnan(columns).all(0)
+    mean, std = np.full(columns.shape[1], np.nan), np.full(columns.shape[1], np.nan)
+    mean[measured] = np.nanmean(columns[:, measured], 0)
+    std[measured] = np.nanstd(columns[:, measured], 0)
+    return mean.tolist(), std.tolist()

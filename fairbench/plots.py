@@ -6,8 +6,8 @@ Every figure is written as PNG and SVG. Figures are built on matplotlib's object
 - trade-off: test accuracy against DEO_A (``deo_mean``) for one (dataset, IPC), one point per
   row labelled with its method; the Pareto front (no other row has higher accuracy *and* lower
   DEO_A) is drawn as a step line.
-- group accuracies: for each row, overall accuracy beside the worst group's accuracy (records
-  hold ``worst_group_acc``; per-group accuracies would need a ``group_acc`` metric).
+- group accuracies: each group's test accuracy, one bar per row in each group, with the spread
+  over evaluation runs: a fair set lifts the minority groups' bars, not only the mean.
 """
 
 from __future__ import annotations
@@ -72,36 +72,50 @@ def tradeoff_figure(frame: pd.DataFrame, title: str) -> Figure:
     return figure
 
 
-def group_bars_figure(frame: pd.DataFrame, title: str) -> Figure:
-    figure = Figure(figsize=(max(4.5, 1.1 * len(frame) + 2), 3.8))
+def group_bars_figure(groups: pd.DataFrame, title: str) -> Figure:
+    """``groups``: long-format per-group accuracies (``leaderboard.GROUP_COLUMNS``) of one
+    (dataset, ipc); one bar per leaderboard row in each group, error bars the runs' spread."""
+    per_row = list(groups.groupby(["evaluator", "method", "protocol"], sort=False))
+    rows = pd.DataFrame([key for key, _ in per_row], columns=["evaluator", "method", "protocol"])
+    names = list(dict.fromkeys(groups["group"]))
+    figure = Figure(figsize=(max(5.0, 0.35 * len(names) * len(rows) + 2.5), 3.8))
     ax = figure.subplots()
-    x = np.arange(len(frame))
-    ax.bar(x - 0.2, frame["acc"], 0.4, label="overall accuracy", color="tab:blue")
-    ax.bar(x + 0.2, frame["worst_group_acc"], 0.4, label="worst group's accuracy", color="tab:orange")
-    ax.set_xticks(x, row_labels(frame), rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel("accuracy (%)")
+    width = 0.8 / len(rows)
+    x = np.arange(len(names))
+    for k, (label, (_, bars)) in enumerate(zip(row_labels(rows), per_row)):
+        bars = bars.set_index("group").reindex(names)
+        ax.bar(x - 0.4 + (k + 0.5) * width, bars["acc"], width, yerr=bars["acc_std"], capsize=2,
+               label=label, error_kw={"elinewidth": 0.8, "ecolor": "dimgray"})
+    ax.set_xticks(x, names, rotation=20 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center",
+                  fontsize=8)
+    ax.set_xlabel("group")
+    ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, ncols=min(len(rows), 4), loc="upper left", bbox_to_anchor=(0, -0.22))
     return figure
 
 
-def write_frame_plots(frame: pd.DataFrame, folder: Path) -> list[Path]:
-    """The trade-off and group-accuracy figures of each (dataset, ipc) of a leaderboard frame."""
+def write_frame_plots(frame: pd.DataFrame, folder: Path, groups: pd.DataFrame | None = None) -> list[Path]:
+    """The trade-off figure of each (dataset, ipc) of a leaderboard frame, and its group-accuracy
+    bars where ``groups`` (long format, ``leaderboard.GROUP_COLUMNS``) has rows for it."""
     paths = []
     for (dataset, ipc), table in frame.groupby(["dataset", "ipc"], sort=False):
         table = table.reset_index(drop=True)
         name = f"{dataset}-ipc{ipc}"
         paths += save(tradeoff_figure(table, f"{dataset}, IPC {ipc}"), Path(folder) / f"{name}-tradeoff")
-        paths += save(group_bars_figure(table, f"{dataset}, IPC {ipc}"), Path(folder) / f"{name}-groups")
+        bars = None if groups is None else groups[(groups["dataset"] == dataset) & (groups["ipc"] == ipc)]
+        if bars is not None and not bars.empty:
+            paths += save(group_bars_figure(bars, f"{dataset}, IPC {ipc}: accuracy per group"),
+                          Path(folder) / f"{name}-groups")
     return paths
 
 
 def write_run_plots(out: str | Path, records: list[dict]) -> list[Path]:
     """``out/plots/``: the figures of a run folder, beside its tables (``fairbench run`` calls it)."""
-    from .leaderboard import leaderboard_frame
+    from .leaderboard import group_frame, leaderboard_frame
 
-    return write_frame_plots(leaderboard_frame(records), Path(out) / "plots")
+    return write_frame_plots(leaderboard_frame(records), Path(out) / "plots", group_frame(records))
 
 
 def synset_figure(images: np.ndarray, labels: np.ndarray, class_names: list[str],

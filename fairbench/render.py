@@ -24,8 +24,9 @@ import pandas as pd
 from .atomic import write_text_atomic
 from .entries import read_entries
 from .errors import FairbenchError
+from .leaderboard import GROUP_COLUMNS, group_rows
 from .metrics import HIGHER_IS_BETTER, METRICS
-from .plots import write_frame_plots
+from .plots import FORMATS, write_frame_plots
 from .reported import reported_cells
 
 SHOWN = ["acc", "deo_max", "deo_mean", "worst_group_acc"]
@@ -39,19 +40,27 @@ def reported_rows() -> list[dict]:
             for row in cells.to_dict("records")]
 
 
+def _pooled(entries: list[dict]) -> dict[tuple, tuple[list[dict], dict[tuple, dict]]]:
+    """(dataset, ipc, method, evaluator, protocol) → (its entries, {(seed, eval seed): measured run}),
+    each measured run once; a run carries ``group_acc`` where its entry measured it."""
+    rows: dict[tuple, tuple[list[dict], dict[tuple, dict]]] = {}
+    for entry in entries:
+        members, runs = rows.setdefault((entry["dataset"], entry["ipc"], entry["method"], entry["evaluator"],
+                                         entry["protocol_id"]), ([], {}))
+        members.append(entry)
+        measured = entry["measured"]
+        for j, seed in enumerate(measured["eval_seeds"]):
+            run = {m: measured["metrics"][m]["runs"][j] for m in METRICS}
+            if "group_acc" in measured:   # entries verified before per-group accuracies lack it
+                run["group_acc"] = measured["group_acc"]["runs"][j]
+            runs.setdefault((entry["seed"], seed), run)
+    return rows
+
+
 def measured_frame(entries: list[dict]) -> pd.DataFrame:
     """One row per (dataset, ipc, method, evaluator, protocol), measured runs pooled once each."""
-    groups: dict[tuple, list[dict]] = {}
-    for entry in entries:
-        groups.setdefault((entry["dataset"], entry["ipc"], entry["method"], entry["evaluator"],
-                           entry["protocol_id"]), []).append(entry)
     rows = []
-    for (dataset, ipc, method, evaluator, protocol), members in groups.items():
-        runs: dict[tuple, dict] = {}
-        for entry in members:
-            measured = entry["measured"]
-            for j, seed in enumerate(measured["eval_seeds"]):
-                runs.setdefault((entry["seed"], seed), {m: measured["metrics"][m]["runs"][j] for m in METRICS})
+    for (dataset, ipc, method, evaluator, protocol), (members, runs) in _pooled(entries).items():
         reported = [v for e in members for v in e["reported"]["metrics"]["acc"]["runs"]]
         submission = members[0].get("submission", {})
         row = {"dataset": dataset, "ipc": ipc, "method": method, "evaluator": evaluator, "protocol": protocol,
@@ -62,6 +71,17 @@ def measured_frame(entries: list[dict]) -> pd.DataFrame:
             row[metric], row[f"{metric}_std"] = float(np.mean(values)), float(np.std(values))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def measured_groups(entries: list[dict]) -> pd.DataFrame:
+    """Each row's measured per-group accuracies, long format (:data:`fairbench.leaderboard.GROUP_COLUMNS`)."""
+    rows = []
+    for key, (members, runs) in _pooled(entries).items():
+        pooled = [run["group_acc"] for run in runs.values() if "group_acc" in run]
+        if pooled:
+            groups = next(e["measured"]["group_acc"]["groups"] for e in members if "group_acc" in e["measured"])
+            rows += group_rows(dict(zip(("dataset", "ipc", "method", "evaluator", "protocol"), key)), groups, pooled)
+    return pd.DataFrame(rows, columns=GROUP_COLUMNS)
 
 
 def _fmt(value, std=None) -> str:
@@ -182,7 +202,10 @@ def render_leaderboard(root: str | Path) -> list[Path]:
     frame = measured_frame(entries)
     reported = reported_rows()
     plots = root / "plots"
-    written = write_frame_plots(frame, plots)
+    for stale in plots.glob("*.*"):   # plots/ is rebuilt from the entries: no figure of a removed row stays
+        if stale.suffix[1:] in FORMATS:
+            stale.unlink()
+    written = write_frame_plots(frame, plots, measured_groups(entries))
     for name, text in (("README.md", markdown(frame, reported)), ("leaderboard.tex", latex(frame, reported)),
                        ("index.html", page(frame, reported, plots))):
         write_text_atomic(root / name, text)

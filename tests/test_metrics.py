@@ -21,6 +21,16 @@ def test_hand_computed_two_groups():
     assert m["worst_group_acc"] == pytest.approx(75.0)
 
 
+def test_group_accuracies_are_the_bars_behind_the_worst_group():
+    # group 0: 3 of 4 right, group 1: 1 of 2, group 2: no test sample (None, left out of the worst)
+    y = [0, 1, 0, 1, 0, 1]
+    p = [0, 1, 0, 0, 1, 1]
+    g = [0, 0, 0, 0, 1, 1]
+    m = group_fairness(y, p, g, 2, 3)
+    assert m["group_acc"] == [pytest.approx(75.0), pytest.approx(50.0), None]
+    assert m["worst_group_acc"] == pytest.approx(50.0)
+
+
 def test_skip_leaves_an_empty_cell_out():
     # group 1 has no sample of class 1: class 1's gap uses group 0 alone (gap 0), not 1 - 0.
     y = torch.tensor([0, 1, 0])
@@ -99,7 +109,7 @@ def test_perfect_predictions_have_no_gap():
     g = rng.integers(0, 3, 200)
     m = group_fairness(y, y, g, 5, 3)
     assert m == {"acc": 100.0, "deo_max": 0.0, "deo_mean": 0.0, "suff_max": 0.0, "suff_mean": 0.0,
-                 "worst_group_acc": 100.0}
+                 "worst_group_acc": 100.0, "group_acc": [100.0, 100.0, 100.0]}
 
 
 def test_length_mismatch_is_refused():

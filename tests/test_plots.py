@@ -1,11 +1,15 @@
 """Figures and rendered tables: the Pareto front, best-value marking by direction, reported rows,
 the plots a run writes, and the synthetic-set grid."""
 
+import numpy as np
 import pandas as pd
+import pytest
 import torch
 
-from fairbench.plots import pareto_front, write_frame_plots
-from fairbench.render import latex, markdown, measured_frame, table_rows
+from fairbench.leaderboard import group_frame
+from fairbench.metrics import METRICS
+from fairbench.plots import group_bars_figure, pareto_front, write_frame_plots
+from fairbench.render import latex, markdown, measured_frame, measured_groups, table_rows
 from fairbench.show import group_makeup
 
 
@@ -57,10 +61,49 @@ def test_frame_plots_are_png_and_svg(tmp_path):
                           "evaluator": ["convnet"] * 2, "protocol": ["a", "b"], "acc": [30.0, 80.0],
                           "acc_std": [1.0, 1.0], "deo_mean": [90.0, 10.0], "deo_mean_std": [1.0, 1.0],
                           "worst_group_acc": [5.0, 60.0]})
-    paths = write_frame_plots(frame, tmp_path)
+    groups = pd.DataFrame([{"dataset": "d", "ipc": 10, "evaluator": "convnet", "method": m, "protocol": p,
+                            "group": g, "acc": 50.0, "acc_std": 1.0, "runs": 2}
+                           for m, p in (("dm", "a"), ("dm+fairdd", "b")) for g in ("red", "green")])
+    paths = write_frame_plots(frame, tmp_path, groups)
     assert sorted(p.name for p in paths) == ["d-ipc10-groups.png", "d-ipc10-groups.svg",
                                              "d-ipc10-tradeoff.png", "d-ipc10-tradeoff.svg"]
     assert paths[0].read_bytes()[:4] == b"\x89PNG" and b"<svg" in paths[1].read_bytes()[:500]
+    # records older than per-group accuracies: the trade-off alone
+    assert [p.name for p in write_frame_plots(frame, tmp_path / "old")] == ["d-ipc10-tradeoff.png",
+                                                                              "d-ipc10-tradeoff.svg"]
+
+
+def record(method, seed, eval_seeds, group_runs, protocol="p1"):
+    acc = [50.0] * len(group_runs)
+    metrics = {m: {"mean": 0.0, "std": 0.0, "runs": acc} for m in METRICS}
+    return {"status": "ok", "dataset": "d", "ipc": 10, "evaluator": "convnet", "method": method, "seed": seed,
+            "protocol_id": protocol, "eval_seeds": eval_seeds, "metrics": metrics,
+            "group_acc": {"groups": ["red", "green"], "runs": group_runs}}
+
+
+def test_group_accuracies_pool_each_run_once_and_become_one_bar_per_row_and_group():
+    records = [record("dm", 0, [1, 2], [[90.0, 10.0], [80.0, 20.0]]),
+               record("dm", 0, [1, 2, 3], [[90.0, 10.0], [80.0, 20.0], [70.0, 30.0]]),   # num_eval raised
+               record("dm+fairdd", 0, [1], [[60.0, None]])]                               # no green test sample
+    groups = group_frame(records)
+    dm = groups[groups.method == "dm"].set_index("group")
+    assert dm.loc["red", "acc"] == pytest.approx(80.0) and dm.loc["green", "acc"] == pytest.approx(20.0)
+    assert (dm.runs == 3).all() and dm.loc["red", "acc_std"] == pytest.approx(np.std([90, 80, 70]))
+    fair = groups[groups.method == "dm+fairdd"].set_index("group")
+    assert fair.loc["red", "acc"] == 60.0 and np.isnan(fair.loc["green", "acc"])
+    (ax,) = group_bars_figure(groups, "d").axes
+    heights = [bar.get_height() for bar in ax.patches]
+    assert heights[:2] == [pytest.approx(80.0), pytest.approx(20.0)] and heights[2] == 60.0
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["red", "green"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["dm", "dm+fairdd"]
+
+
+def test_entries_carry_measured_group_accuracies_to_the_bars():
+    entries = [entry("dm", 30, 90, 5), entry("dm+fairdd", 90, 10, 60)]
+    entries[1]["measured"]["group_acc"] = {"groups": ["red", "green"], "runs": [[95.0, 85.0], [93.0, 87.0]]}
+    groups = measured_groups(entries)      # the dm entry predates per-group accuracies: no bars
+    assert list(zip(groups.method, groups.group, groups.acc)) == [("dm+fairdd", "red", 94.0),
+                                                                  ("dm+fairdd", "green", 86.0)]
 
 
 def test_group_makeup_names_the_large_groups_and_sums_the_rest():
