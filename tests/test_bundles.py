@@ -9,14 +9,17 @@ import json
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from conftest import checkout_env, fairbench_command
 from fairbench.bundle import MANIFEST, BundleUnreadable, open_bundle, sha256
 from fairbench.cli import main
 from fairbench.distill import SyntheticSet
 from fairbench.entries import add_bundle
+from fairbench.errors import FairbenchError
 from fairbench.synsets import load_synset, save_synset
 from fairbench.verify import Verifier, shape_reasons, tolerance, verify_settings
 
@@ -47,7 +50,7 @@ def bundle(tiny_run, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def verifier():
-    return Verifier(verify_settings(["seed=3", "num_eval=3"]))
+    return Verifier(verify_settings(["seed=3"]))      # the default 10 fresh runs
 
 
 def tampered(bundle, tmp_path, edit):
@@ -116,7 +119,7 @@ def test_the_honest_bundle_verifies_and_becomes_a_rendered_entry(bundle, tmp_pat
     claimed = json.loads((bundle / MANIFEST).read_text())["cells"][0]
     assert entry["reported"]["metrics"] == claimed["claimed"]
     fresh = entry["measured"]["eval_seeds"]
-    assert len(fresh) == 3 and not set(fresh) & set(claimed["eval_seeds"]) and entry["measured"]["master_seed"] == 3
+    assert len(fresh) == 10 and not set(fresh) & set(claimed["eval_seeds"]) and entry["measured"]["master_seed"] == 3
     assert entry["measured"]["contact"]["flagged"] is False and entry["measured"]["device"] == "cpu"
     assert entry["provenance"] == {"source": "built-in"} and entry["submission"]["name"] == "tiny random"
     assert main(["leaderboard", "render", "--root", str(root)]) == 0
@@ -195,13 +198,27 @@ def test_labels_and_idc_extras_are_checked(bundle, verifier):
     assert "labels are not classes 0..9 with 2 images each" in shape_reasons(wrong, splits, 2)[0]
 
 
-def test_the_tolerance_follows_the_spread_of_the_runs():
-    assert tolerance([50.0, 50.0], [50.0, 50.0], z=3, floor=2.0) == 2.0          # no spread: the floor
-    spread = tolerance([40.0, 60.0], [45.0, 55.0], z=3, floor=0.0)
-    assert spread == pytest.approx(3 * (200 / 2 + 50 / 2) ** 0.5)                # z · sqrt(s_c²/n_c + s_m²/n_m)
-    # two runs that happen to agree still carry the spread honest runs show (min_std)
-    assert tolerance([50.0, 50.1], [53.5, 53.6], z=3, floor=2.0, min_std=3.0) == pytest.approx(3 * 3.0)
-    assert tolerance([40.0, 60.0], [45.0, 55.0], z=3, floor=0.0, min_std=3.0) == spread
+# ten fresh deo_mean runs of the honest quickstart-dc dc+fairdd set (verified with seed=5), whose
+# two claimed runs were 55 and 59: a fresh 2-run draw of the same set once measured 43
+QUICKSTART_DC_DEO_MEAN = [56.0, 56.0, 50.0, 48.0, 45.0, 76.0, 52.0, 59.0, 62.0, 46.0]
+
+
+def test_the_tolerance_follows_the_spread_of_the_fresh_runs():
+    runs = QUICKSTART_DC_DEO_MEAN
+    t9 = stats.t.ppf(stats.norm.cdf(3), 9)                                       # 4.09
+    assert tolerance(2, runs, z=3, floor=0.0) == pytest.approx(t9 * np.std(runs, ddof=1) * (1 / 2 + 1 / 10) ** 0.5)
+    honest = tolerance(2, runs, z=3, floor=2.0, min_std=3.0)
+    assert abs(57.0 - np.mean(runs)) <= honest < 40                             # the honest claim, not a 40-point edit
+    assert tolerance(5, runs, z=3, floor=2.0) < honest                          # more claimed runs: a tighter check
+    assert tolerance(2, runs[:3], z=3, floor=2.0) > 2 * honest                  # few fresh runs: Student's t widens it
+    assert tolerance(2, [50.0] * 10, z=3, floor=2.0) == 2.0                     # no spread: the floor
+    # fresh runs that happen to agree still carry the spread honest runs show (min_std)
+    assert tolerance(2, [50.0, 50.1] * 5, z=3, floor=2.0, min_std=3.0) == pytest.approx(t9 * 3.0 * 0.6 ** 0.5)
+
+
+def test_verify_needs_three_fresh_runs(capsys):
+    with pytest.raises(FairbenchError, match="at least 3"):
+        verify_settings(["num_eval=2"])
 
 
 def test_the_run_wrote_its_plots_and_show_draws_its_set(tiny_run, tmp_path, capsys):
