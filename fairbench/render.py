@@ -116,7 +116,9 @@ def _tables(frame: pd.DataFrame, reported: list[dict]):
         yield dataset, ipc, table.sort_values("acc", ascending=False).reset_index(drop=True), papers
 
 
-def markdown(frame: pd.DataFrame, reported: list[dict]) -> str:
+def markdown(frame: pd.DataFrame, reported: list[dict], plots: Path | None = None) -> str:
+    """The README tables; each (dataset, IPC) with its trade-off plot, and its group bars where
+    ``plots`` holds them."""
     lines = ["# fairbench leaderboard", "",
              "Every number is fairbench's own measurement of a verified submission (`fairbench verify`: fresh "
              "evaluation seeds, test-contact check), mean ± std over evaluation runs of all seeds. "
@@ -127,7 +129,10 @@ def markdown(frame: pd.DataFrame, reported: list[dict]) -> str:
         lines += [f"## {dataset}, IPC {ipc}", "", "| " + " | ".join(TABLE_COLUMNS) + " |",
                   "|" + "---|" * len(TABLE_COLUMNS)]
         lines += ["| " + " | ".join(r) + " |" for r in table_rows(table, papers, lambda t: f"**{t}**")]
-        lines += ["", f"![accuracy against DEO_A](plots/{dataset}-ipc{ipc}-tradeoff.svg)", ""]
+        lines += ["", f"![accuracy against DEO_A](plots/{dataset}-ipc{ipc}-tradeoff.svg)"]
+        if plots is not None and (plots / f"{dataset}-ipc{ipc}-groups.svg").is_file():
+            lines.append(f"![accuracy per group](plots/{dataset}-ipc{ipc}-groups.svg)")
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -206,7 +211,7 @@ def render_leaderboard(root: str | Path) -> list[Path]:
         if stale.suffix[1:] in FORMATS:
             stale.unlink()
     written = write_frame_plots(frame, plots, measured_groups(entries))
-    for name, text in (("README.md", markdown(frame, reported)), ("leaderboard.tex", latex(frame, reported)),
+    for name, text in (("README.md", markdown(frame, reported, plots)), ("leaderboard.tex", latex(frame, reported)),
                        ("index.html", page(frame, reported, plots))):
         write_text_atomic(root / name, text)
         written.append(root / name)

@@ -17,6 +17,7 @@ from scipy import stats
 from conftest import checkout_env, fairbench_command
 from fairbench.bundle import MANIFEST, BundleUnreadable, open_bundle, sha256
 from fairbench.cli import main
+from fairbench.data.colored import COLOR_NAMES
 from fairbench.distill import SyntheticSet
 from fairbench.entries import add_bundle
 from fairbench.errors import FairbenchError
@@ -128,6 +129,11 @@ def test_the_honest_bundle_verifies_and_becomes_a_rendered_entry(bundle, tmp_pat
     assert "data:image/png;base64" in (root / "index.html").read_text()
     assert r"\toprule" in (root / "leaderboard.tex").read_text()
     assert (root / "plots" / "cmnist-mini-ipc10-tradeoff.svg").is_file()
+    # the entry carries the fresh runs' per-group accuracies, which the README shows as bars
+    assert entry["measured"]["group_acc"]["groups"] == COLOR_NAMES
+    assert len(entry["measured"]["group_acc"]["runs"]) == 10
+    assert "plots/cmnist-mini-ipc10-groups.svg" in readme
+    assert (root / "plots" / "cmnist-mini-ipc10-groups.svg").is_file()
 
 
 def test_edited_claimed_numbers_do_not_verify(bundle, tmp_path, verifier):
