@@ -78,7 +78,7 @@ def group_bars_figure(groups: pd.DataFrame, title: str) -> Figure:
     per_row = list(groups.groupby(["evaluator", "method", "protocol"], sort=False))
     rows = pd.DataFrame([key for key, _ in per_row], columns=["evaluator", "method", "protocol"])
     names = list(dict.fromkeys(groups["group"]))
-    figure = Figure(figsize=(max(5.0, 0.35 * len(names) * len(rows) + 2.5), 3.8))
+    figure = Figure(figsize=(min(14.0, max(5.0, 0.25 * len(names) * len(rows) + 2.5)), 4.2))
     ax = figure.subplots()
     width = 0.8 / len(rows)
     x = np.arange(len(names))
