@@ -73,11 +73,17 @@ def unique_runs(records: list[dict]) -> dict[tuple, dict[int, dict[str, float]]]
     for record in records:
         key = (record_protocol(record), record["seed"])
         for j, seed in enumerate(eval_seeds(record)):
-            run = {m: record["metrics"][m]["runs"][j] for m in METRICS}
-            if "group_acc" in record:   # records older than per-group accuracies lack it
-                run["group_acc"] = record["group_acc"]["runs"][j]
-            runs[key].setdefault(seed, run)
+            runs[key].setdefault(seed, run_at(record, j))
     return runs
+
+
+def run_at(source: dict, j: int) -> dict:
+    """Evaluation run ``j`` of a record or of an entry's measurement (both hold ``metrics`` and,
+    unless older than per-group accuracies, ``group_acc``)."""
+    run = {m: source["metrics"][m]["runs"][j] for m in METRICS}
+    if "group_acc" in source:
+        run["group_acc"] = source["group_acc"]["runs"][j]
+    return run
 
 
 def _timings(records: list[dict]) -> dict[tuple, tuple[str, float, float]]:
@@ -151,10 +157,16 @@ def leaderboard_frame(records: list[dict]) -> pd.DataFrame:
     return frame.reindex(columns=COLUMNS) if out_rows else pd.DataFrame(columns=COLUMNS)
 
 
-def group_rows(row: dict, groups: list[str], runs: list[list[float | None]]) -> list[dict]:
-    """One long-format row per group of a leaderboard row: its accuracy's mean and spread over runs."""
-    mean, std = group_acc_summary(runs)
-    return [{**row, "group": name, "acc": m, "acc_std": s, "runs": len(runs)}
+def group_rows(row: dict, sources: list[dict], runs: list[dict]) -> list[dict]:
+    """The long-format rows of one leaderboard row: per group, its accuracy's mean and spread over
+    ``runs`` (pooled by :func:`run_at`); ``sources`` (records or entry measurements) name the
+    groups. Empty when no run kept per-group accuracies."""
+    pooled = [run["group_acc"] for run in runs if "group_acc" in run]
+    if not pooled:
+        return []
+    groups = next(source["group_acc"]["groups"] for source in sources if "group_acc" in source)
+    mean, std = group_acc_summary(pooled)
+    return [{**row, "group": name, "acc": m, "acc_std": s, "runs": len(pooled)}
             for name, m, s in zip(groups, mean, std)]
 
 
@@ -163,11 +175,8 @@ def group_frame(records: list[dict]) -> pd.DataFrame:
     rows whose records predate per-group accuracies are left out."""
     out_rows = []
     for key, members in _rows(records).items():
-        pooled = [run["group_acc"] for runs in unique_runs(members).values() for run in runs.values()
-                  if "group_acc" in run]
-        if pooled:
-            groups = next(r["group_acc"]["groups"] for r in members if "group_acc" in r)
-            out_rows += group_rows(dict(zip(KEYS, key)), groups, pooled)
+        pooled = [run for runs in unique_runs(members).values() for run in runs.values()]
+        out_rows += group_rows(dict(zip(KEYS, key)), members, pooled)
     return pd.DataFrame(out_rows, columns=GROUP_COLUMNS)
 
 

@@ -62,16 +62,16 @@ def group_fairness(y_true, y_pred, groups, num_classes: int, num_groups: int,
     deo_max, deo_mean = _summary(_gaps(recall))
     suff_max, suff_mean = _summary(_gaps(precision))
     group_size = support.sum(1)
-    group_acc = hits.sum(1)[group_size > 0] / group_size[group_size > 0]
+    # per group, in the test split's group order; None for a group with no test samples
+    group_acc = [a if n else None for a, n in zip((hits.sum(1) / group_size * 100).tolist(), group_size.tolist())]
     return {
         "acc": 100 * float(correct.mean()),
-        # per group, in the test split's group order; None for a group with no test samples
-        "group_acc": [100 * float(h / n) if n > 0 else None for h, n in zip(hits.sum(1), group_size)],
+        "group_acc": group_acc,
         "deo_max": deo_max,
         "deo_mean": deo_mean,
         "suff_max": suff_max,
         "suff_mean": suff_mean,
-        "worst_group_acc": 100 * float(group_acc.min()),
+        "worst_group_acc": min(a for a in group_acc if a is not None),
     }
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 from .atomic import write_text_atomic
 from .entries import read_entries
 from .errors import FairbenchError
-from .leaderboard import GROUP_COLUMNS, group_rows
+from .leaderboard import GROUP_COLUMNS, group_rows, run_at
 from .metrics import HIGHER_IS_BETTER, METRICS
 from .plots import FORMATS, write_frame_plots
 from .reported import reported_cells
@@ -50,10 +50,7 @@ def _pooled(entries: list[dict]) -> dict[tuple, tuple[list[dict], dict[tuple, di
         members.append(entry)
         measured = entry["measured"]
         for j, seed in enumerate(measured["eval_seeds"]):
-            run = {m: measured["metrics"][m]["runs"][j] for m in METRICS}
-            if "group_acc" in measured:   # entries verified before per-group accuracies lack it
-                run["group_acc"] = measured["group_acc"]["runs"][j]
-            runs.setdefault((entry["seed"], seed), run)
+            runs.setdefault((entry["seed"], seed), run_at(measured, j))
     return rows
 
 
@@ -77,10 +74,8 @@ def measured_groups(entries: list[dict]) -> pd.DataFrame:
     """Each row's measured per-group accuracies, long format (:data:`fairbench.leaderboard.GROUP_COLUMNS`)."""
     rows = []
     for key, (members, runs) in _pooled(entries).items():
-        pooled = [run["group_acc"] for run in runs.values() if "group_acc" in run]
-        if pooled:
-            groups = next(e["measured"]["group_acc"]["groups"] for e in members if "group_acc" in e["measured"])
-            rows += group_rows(dict(zip(("dataset", "ipc", "method", "evaluator", "protocol"), key)), groups, pooled)
+        rows += group_rows(dict(zip(("dataset", "ipc", "method", "evaluator", "protocol"), key)),
+                           [entry["measured"] for entry in members], list(runs.values()))
     return pd.DataFrame(rows, columns=GROUP_COLUMNS)
 
 

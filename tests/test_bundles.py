@@ -10,6 +10,7 @@ import shutil
 import subprocess
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy import stats
@@ -222,14 +223,24 @@ def test_the_tolerance_follows_the_spread_of_the_fresh_runs():
     assert tolerance(2, [50.0, 50.1] * 5, z=3, floor=2.0, min_std=3.0) == pytest.approx(t9 * 3.0 * 0.6 ** 0.5)
 
 
-def test_verify_needs_three_fresh_runs(capsys):
+def test_verify_needs_three_fresh_runs(bundle, capsys):
+    assert main(["verify", str(bundle), "num_eval=2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fairbench: error:") and "num_eval must be an integer of at least 3" in err
     with pytest.raises(FairbenchError, match="at least 3"):
-        verify_settings(["num_eval=2"])
+        verify_settings(["num_eval=true"])
 
 
 def test_the_run_wrote_its_plots_and_show_draws_its_set(tiny_run, tmp_path, capsys):
     assert (tiny_run / "plots" / "cmnist-mini-ipc10-tradeoff.png").is_file()
     assert (tiny_run / "plots" / "cmnist-mini-ipc10-groups.svg").is_file()
+    # each group's accuracy: in the record, per evaluation run, and pooled in leaderboard_groups.csv
+    record = json.loads((tiny_run / "results.jsonl").read_text().splitlines()[0])
+    assert record["group_acc"]["groups"] == COLOR_NAMES and len(record["group_acc"]["runs"]) == 2
+    worst = record["metrics"]["worst_group_acc"]["runs"][0]
+    assert min(a for a in record["group_acc"]["runs"][0] if a is not None) == worst
+    groups = pd.read_csv(tiny_run / "leaderboard_groups.csv")
+    assert list(groups.group) == COLOR_NAMES and (groups.runs == 2).all()
     (synset,) = (tiny_run / "synsets").glob("*.safetensors")
     assert main(["show", str(synset), "-o", str(tmp_path / "grid.png")]) == 0
     assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "grid.svg").is_file()
