@@ -46,14 +46,16 @@ def digit_images(labels: np.ndarray) -> np.ndarray:
     """A bright bar whose position depends on the class, over a dim background."""
     images = RNG.integers(0, 60, (len(labels), 28, 28))
     for i, c in enumerate(labels):
-        images[i, 4 + 2 * c: 8 + 2 * c, 6:22] = 230
+        images[i, 4 + 2 * c : 8 + 2 * c, 6:22] = 230
     return images
 
 
 def write_idx_pair(raw: Path, prefix: str, labels: np.ndarray, compress: bool) -> None:
     raw.mkdir(parents=True, exist_ok=True)
-    for kind, payload in (("images-idx3", idx_bytes(digit_images(labels), 0x0803)),
-                          ("labels-idx1", idx_bytes(labels, 0x0801))):
+    for kind, payload in (
+        ("images-idx3", idx_bytes(digit_images(labels), 0x0803)),
+        ("labels-idx1", idx_bytes(labels, 0x0801)),
+    ):
         name = raw / f"{prefix}-{kind}-ubyte"
         if compress:
             with gzip.open(f"{name}.gz", "wb", compresslevel=9) as f:
@@ -65,6 +67,7 @@ def write_idx_pair(raw: Path, prefix: str, labels: np.ndarray, compress: bool) -
 def colored_expectation(train_per_class: list[int], test_per_class: list[int], rho: float) -> dict:
     """The C-MNIST rule worked out by hand: round(rho n) keep color c, the rest spread over the
     other nine colors as evenly as possible, the first colors (in order, skipping c) taking one more."""
+
     def counts(per_class, share):
         table = np.zeros((10, 10), dtype=int)
         for c, n in enumerate(per_class):
@@ -74,6 +77,7 @@ def colored_expectation(train_per_class: list[int], test_per_class: list[int], r
             for j, k in enumerate(others):
                 table[c, k] = (n - major) // 9 + (1 if j < (n - major) % 9 else 0)
         return table.tolist()
+
     return {"train": counts(train_per_class, rho), "test": counts(test_per_class, 0.1)}
 
 
@@ -95,14 +99,26 @@ def write_cifar(root: Path) -> dict:
     RNG.shuffle(labels)
     for i, part in enumerate(np.array_split(labels, 5), start=1):
         with open(folder / f"data_batch_{i}", "wb") as f:
-            pickle.dump({b"batch_label": b"training batch", b"labels": [int(v) for v in part],
-                         b"data": RNG.integers(0, 256, (len(part), 3072), dtype=np.uint8)}, f, protocol=2)
+            pickle.dump(
+                {
+                    b"batch_label": b"training batch",
+                    b"labels": [int(v) for v in part],
+                    b"data": RNG.integers(0, 256, (len(part), 3072), dtype=np.uint8),
+                },
+                f,
+                protocol=2,
+            )
     test_labels = np.tile(np.arange(10), 5)
     with open(folder / "test_batch", "wb") as f:
-        pickle.dump({b"labels": [int(v) for v in test_labels],
-                     b"data": RNG.integers(0, 256, (50, 3072), dtype=np.uint8)}, f, protocol=2)
-    train = [[round(0.9 * n), n - round(0.9 * n)] if c < 5 else [n - round(0.9 * n), round(0.9 * n)]
-             for c, n in enumerate(train_per_class)]
+        pickle.dump(
+            {b"labels": [int(v) for v in test_labels], b"data": RNG.integers(0, 256, (50, 3072), dtype=np.uint8)},
+            f,
+            protocol=2,
+        )
+    train = [
+        [round(0.9 * n), n - round(0.9 * n)] if c < 5 else [n - round(0.9 * n), round(0.9 * n)]
+        for c, n in enumerate(train_per_class)
+    ]
     return {"train": train, "test": [[5, 5]] * 10}
 
 
@@ -121,14 +137,16 @@ def write_celeba(root: Path) -> dict:
     for name in names:
         save_jpeg(folder / "img_align_celeba" / name, 218, 178)
     rows = [name + " " + " ".join(f"{v:2d}" for v in row) for name, row in zip(names, values)]
-    header = f"{n}\n" + " ".join(CELEBA_ATTRIBUTES) + " \n"     # the official header ends in a space
+    header = f"{n}\n" + " ".join(CELEBA_ATTRIBUTES) + " \n"  # the official header ends in a space
     (folder / "list_attr_celeba.txt").write_text(header + "\n".join(rows) + "\n")
     (folder / "list_eval_partition.txt").write_text("".join(f"{a} {p}\n" for a, p in zip(names, partition)))
     target, group = CELEBA_ATTRIBUTES.index("Attractive"), CELEBA_ATTRIBUTES.index("Male")
 
     def cells(mask):
-        return [[int(np.sum(mask & ((values[:, target] > 0) == t) & ((values[:, group] > 0) == g))) for g in (0, 1)]
-                for t in (0, 1)]
+        return [
+            [int(np.sum(mask & ((values[:, target] > 0) == t) & ((values[:, group] > 0) == g))) for g in (0, 1)]
+            for t in (0, 1)
+        ]
 
     smallest = min(min(row) for row in cells(partition == 2))
     return {"train": cells(partition == 0), "test": [[smallest, smallest], [smallest, smallest]]}
@@ -143,8 +161,11 @@ def write_utkface(root: Path, test_per_cell: int) -> dict:
         save_jpeg(folder / f"{age}_{gender}_{race}_2017011{i:010d}.jpg.chip.jpg", 200, 200)
         if race != 4:
             table[0 if age < 20 else 1 if age < 40 else 2, race] += 1
-    for broken in ("39_1_20170116174525125.jpg.chip.jpg", "61_1_20170109142408075.jpg.chip.jpg",
-                   "61_3_20170109150557335.jpg.chip.jpg"):
+    for broken in (
+        "39_1_20170116174525125.jpg.chip.jpg",
+        "61_1_20170109142408075.jpg.chip.jpg",
+        "61_3_20170109150557335.jpg.chip.jpg",
+    ):
         save_jpeg(folder / broken, 200, 200)
     per_cell = min(test_per_cell, int(table.min()))
     return {"train": (table - per_cell).tolist(), "test": [[per_cell] * 4] * 3}
@@ -153,8 +174,16 @@ def write_utkface(root: Path, test_per_cell: int) -> dict:
 def write_bffhq(root: Path) -> dict:
     folder = root / "bffhq"
     train, test = np.zeros((2, 2), dtype=int), np.zeros((2, 2), dtype=int)
-    plan = [("0.5pct/align", 0, 0, 20), ("0.5pct/align", 1, 1, 18), ("0.5pct/conflict", 0, 1, 2),
-            ("0.5pct/conflict", 1, 0, 1), ("test", 0, 0, 4), ("test", 0, 1, 4), ("test", 1, 0, 4), ("test", 1, 1, 4)]
+    plan = [
+        ("0.5pct/align", 0, 0, 20),
+        ("0.5pct/align", 1, 1, 18),
+        ("0.5pct/conflict", 0, 1, 2),
+        ("0.5pct/conflict", 1, 0, 1),
+        ("test", 0, 0, 4),
+        ("test", 0, 1, 4),
+        ("test", 1, 0, 4),
+        ("test", 1, 1, 4),
+    ]
     for i, (where, target, group, n) in enumerate(plan):
         sub = folder / where / (str(target) if where != "test" else "")
         sub.mkdir(parents=True, exist_ok=True)
@@ -170,7 +199,10 @@ def write_all(root: Path) -> dict[str, tuple[list[str], dict]]:
     mnist = write_digits(root, "MNIST", compress=False)
     fashion = write_digits(root, "FashionMNIST", compress=True)
     return {
-        "cmnist": ([], mnist), "cmnist-bg": ([], mnist), "cfmnist": ([], fashion), "cfmnist-bg": ([], fashion),
+        "cmnist": ([], mnist),
+        "cmnist-bg": ([], mnist),
+        "cfmnist": ([], fashion),
+        "cfmnist-bg": ([], fashion),
         "cifar10s": ([], write_cifar(root)),
         "celeba": ([], write_celeba(root)),
         "utkface": (["test_per_cell=3"], write_utkface(root, 3)),
@@ -185,8 +217,11 @@ def main() -> int:
     args = parser.parse_args()
     root = args.root or Path(tempfile.mkdtemp(prefix="fairbench-native-"))
     expected = write_all(root)
-    env = {**os.environ, "PYTHONPATH": str(REPO),
-           "FAIRBENCH_CACHE": os.environ.get("FAIRBENCH_CACHE") or str(root / ".cache")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "FAIRBENCH_CACHE": os.environ.get("FAIRBENCH_CACHE") or str(root / ".cache"),
+    }
     failures = 0
     for name, (settings, counts) in expected.items():
         command = [sys.executable, "-m", "fairbench", "data", name, f"data_root={root}", *settings]

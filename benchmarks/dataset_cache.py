@@ -76,12 +76,18 @@ def main() -> None:
             assert (first.test.images == cached.test.images).all()
 
         first_median, cached_median = statistics.median(first_s), statistics.median(cached_s)
-        print(f"decode threads: {DECODE_THREADS}; splits: train {len(first.train)}, balanced test "
-              f"{len(first.test)} (decoded: the train and test partitions)")
-        print(f"first load (decode + crop + resize + write cache): median {first_median:.3f} s of "
-              f"{', '.join(f'{t:.3f}' for t in first_s)}")
-        print(f"cached load:                                      median {cached_median:.3f} s of "
-              f"{', '.join(f'{t:.3f}' for t in cached_s)}")
+        print(
+            f"decode threads: {DECODE_THREADS}; splits: train {len(first.train)}, balanced test "
+            f"{len(first.test)} (decoded: the train and test partitions)"
+        )
+        print(
+            f"first load (decode + crop + resize + write cache): median {first_median:.3f} s of "
+            f"{', '.join(f'{t:.3f}' for t in first_s)}"
+        )
+        print(
+            f"cached load:                                      median {cached_median:.3f} s of "
+            f"{', '.join(f'{t:.3f}' for t in cached_s)}"
+        )
         print(f"speed-up: {first_median / cached_median:.1f}x")
 
 

@@ -19,11 +19,11 @@ import time
 
 import torch
 
-from fairbench.augment import DSA
-from fairbench.bench import synthetic_dataset
 from fairbench.distill import DistillContext, build_distiller, method_hparams
 from fairbench.distill.base import synchronize
 from fairbench.models import build_model
+from fairbench.run.bench import synthetic_dataset
+from fairbench.training.augment import DSA
 
 
 def reference_loop(train, ipc: int, hp: dict, make_net, device, iterations: int, fair: bool) -> float:
@@ -42,7 +42,7 @@ def reference_loop(train, ipc: int, hp: dict, make_net, device, iterations: int,
         for c in range(num_classes):
             pick = by_class[c][torch.randperm(len(by_class[c]))[: hp["real_batch"]]].to(device)
             real, groups = train.normalize(train.images[pick]), train.groups[pick]
-            syn_c = syn[c * ipc:(c + 1) * ipc]
+            syn_c = syn[c * ipc : (c + 1) * ipc]
             params = dsa.sample(1, real.shape[-1], device)
             real = dsa.apply(real, params, torch.zeros(len(real), dtype=torch.long, device=device))
             syn_c = dsa.apply(syn_c, params, torch.zeros(ipc, dtype=torch.long, device=device))
@@ -86,15 +86,17 @@ def main() -> None:
     for method in ("dm", "dm+fairdd"):
         hp = {**method_hparams(method, "", args.ipc), "real_batch": args.real_batch}
         fair = method == "dm+fairdd"
-        fairbench_dm(method, train, args.ipc, hp, make_net, device, 1)            # warm-up
+        fairbench_dm(method, train, args.ipc, hp, make_net, device, 1)  # warm-up
         reference_loop(train, args.ipc, hp, make_net, device, 1, fair)
         ours, loop = [], []
         for _ in range(args.repeats):
             ours.append(fairbench_dm(method, train, args.ipc, hp, make_net, device, args.iterations))
             loop.append(reference_loop(train, args.ipc, hp, make_net, device, args.iterations, fair))
         ours_ms, loop_ms = statistics.median(ours), statistics.median(loop)
-        print(f"{method:10s} fairbench {ours_ms:9.1f} ms/iter   per-class loop {loop_ms:9.1f} ms/iter   "
-              f"speed-up {loop_ms / ours_ms:5.2f}x")
+        print(
+            f"{method:10s} fairbench {ours_ms:9.1f} ms/iter   per-class loop {loop_ms:9.1f} ms/iter   "
+            f"speed-up {loop_ms / ours_ms:5.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -20,11 +20,11 @@ import time
 
 import torch
 
-from fairbench.augment import DSA
 from fairbench.distill.base import synchronize
-from fairbench.ensemble import Ensemble, vectorisation_blocker
-from fairbench.evaluate import evaluator_spec, seeded_members
-from fairbench.train import fit, train_classifier
+from fairbench.evaluation.evaluate import evaluator_spec, seeded_members
+from fairbench.training.augment import DSA
+from fairbench.training.ensemble import Ensemble, vectorisation_blocker
+from fairbench.training.train import fit, train_classifier
 
 
 def _timed(run, device) -> float:
@@ -35,8 +35,9 @@ def _timed(run, device) -> float:
     return time.perf_counter() - start
 
 
-def measure(spec: dict, ipc: int, num_eval: int, image_shape, num_classes: int, epochs: int, repeats: int,
-            device: torch.device) -> tuple[float, float]:
+def measure(
+    spec: dict, ipc: int, num_eval: int, image_shape, num_classes: int, epochs: int, repeats: int, device: torch.device
+) -> tuple[float, float]:
     """Median seconds per epoch of (sequential, ensemble) training."""
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(ipc * num_classes, *image_shape, generator=generator).to(device)
@@ -57,12 +58,12 @@ def measure(spec: dict, ipc: int, num_eval: int, image_shape, num_classes: int, 
     if blocker:
         raise SystemExit(f"{spec['name']} does not vectorise: {blocker}")
     for path in (sequential, ensemble):
-        path(1)   # warm-up: allocator, kernel selection, lazy initialisation
+        path(1)  # warm-up: allocator, kernel selection, lazy initialisation
     times = {sequential: [], ensemble: []}
     for repeat in range(repeats):
         order = (sequential, ensemble) if repeat % 2 == 0 else (ensemble, sequential)
         for path in order:
-            times[path].append(_timed(lambda: path(epochs), device) / epochs)
+            times[path].append(_timed(lambda path=path: path(epochs), device) / epochs)
     return statistics.median(times[sequential]), statistics.median(times[ensemble])
 
 
@@ -84,8 +85,10 @@ def main() -> None:
     device = torch.device(args.device)
     spec = evaluator_spec(args.evaluator)
     label = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
-    print(f"{args.evaluator}, num_eval={args.num_eval}, {'x'.join(map(str, args.shape))}, "
-          f"{args.classes} classes, {args.epochs} epochs x {args.repeats} repeats, {label}, torch {torch.__version__}")
+    print(
+        f"{args.evaluator}, num_eval={args.num_eval}, {'x'.join(map(str, args.shape))}, "
+        f"{args.classes} classes, {args.epochs} epochs x {args.repeats} repeats, {label}, torch {torch.__version__}"
+    )
     for ipc in args.ipc:
         seq, ens = measure(spec, ipc, args.num_eval, tuple(args.shape), args.classes, args.epochs, args.repeats, device)
         print(f"IPC {ipc:3d}: sequential {seq:8.3f} s/epoch   ensemble {ens:8.3f} s/epoch   speed-up {seq / ens:5.2f}x")

@@ -13,7 +13,7 @@ import argparse
 import torch
 from tabulate import tabulate
 
-from fairbench.bench import BENCH_DEFAULTS, overhead_rows
+from fairbench.run.bench import BENCH_DEFAULTS, overhead_rows
 
 
 def main() -> None:
@@ -24,9 +24,16 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    config = {**BENCH_DEFAULTS, "device": args.device, "methods": ["dm+wbary"], "width": args.width,
-              "iterations": args.iterations, "repeats": args.repeats, "distill": {"real_batch": args.real_batch},
-              "per_class": args.real_batch + 50}
+    config = {
+        **BENCH_DEFAULTS,
+        "device": args.device,
+        "methods": ["dm+wbary"],
+        "width": args.width,
+        "iterations": args.iterations,
+        "repeats": args.repeats,
+        "distill": {"real_batch": args.real_batch},
+        "per_class": args.real_batch + 50,
+    }
     rows = overhead_rows(config)
     print(tabulate(rows, headers="keys", floatfmt=".2f"))
 

@@ -25,16 +25,16 @@ import shlex
 import signal
 import sys
 
-from . import __version__
-from .errors import FairbenchError
+from .core.errors import FairbenchError
+from .core.version import __version__
 
 
 def _run(args) -> int:
-    from .config import resolve_run_config
-    from .harness import run_suite
-    from .leaderboard import render_report
-    from .plan import describe_plan, make_plan
-    from .reported import render_reported
+    from .report.reported import render_reported
+    from .report.tables import render_report
+    from .run.config import resolve_run_config
+    from .run.driver import run_suite
+    from .run.plan import describe_plan, make_plan
 
     config = resolve_run_config(args.overrides)
     if args.dry_run:
@@ -59,9 +59,9 @@ def _run(args) -> int:
 def _check_data_if_present(config: dict, cells) -> None:
     """``--dry-run``: the checks that need the data (IPC against class sizes, IDC's factor), for
     every dataset whose files are at hand; the others are named."""
+    from .core.errors import DataNotFoundError
     from .data import load_dataset
-    from .errors import DataNotFoundError
-    from .plan import check_cells_data
+    from .run.plan import check_cells_data
 
     trains, absent = {}, []
     for name in config["datasets"]:
@@ -72,13 +72,15 @@ def _check_data_if_present(config: dict, cells) -> None:
             absent.append(name)
     check_cells_data(cells, trains)
     if absent:
-        _log(f"fairbench: dry run: {', '.join(absent)} not in {config['data_root']}; "
-             f"IPC and image-size checks for them wait for the data")
+        _log(
+            f"fairbench: dry run: {', '.join(absent)} not in {config['data_root']}; "
+            f"IPC and image-size checks for them wait for the data"
+        )
 
 
 def _run_plots(out) -> list:
-    from .plots import write_run_plots
-    from .results import read_records
+    from .report.plots import write_run_plots
+    from .run.results import read_records
 
     return write_run_plots(out, read_records(out, missing_ok=True))
 
@@ -88,15 +90,16 @@ def _log(msg: str) -> None:
 
 
 def _prepare(args) -> int:
-    from .config import resolve_run_config
     from .distill import BASES
-    from .prepare import has_prepare, prepare_run
+    from .run.config import resolve_run_config
+    from .run.preparation import has_prepare, prepare_run
 
     config = resolve_run_config(args.overrides)
-    if getattr(args, "dataset", None):        # the `experts DATASET` alias: every base with a step
+    if getattr(args, "dataset", None):  # the `experts DATASET` alias: every base with a step
         config["datasets"] = [args.dataset]
-        config["methods"] = ([m for m in config["methods"] if has_prepare(m)]
-                             or [b for b in BASES.names() if has_prepare(b)])
+        config["methods"] = [m for m in config["methods"] if has_prepare(m)] or [
+            b for b in BASES.names() if has_prepare(b)
+        ]
     done = prepare_run(config, log=_log)
     for line in done:
         print(line)
@@ -106,23 +109,22 @@ def _prepare(args) -> int:
 
 
 def _check_method(args) -> int:
-    from .config import activate_plugins, check_device, merge_settings, parse_overrides
-    from .errors import FairbenchError as Error
+    from .core.device import check_device
+    from .run.config import command_settings
     from .testing import check_method
 
-    suite, dotlist = parse_overrides(args.overrides)
-    if suite != "quickstart":
-        raise Error("check-method takes no suite=; it runs on its own tiny dataset")
-    settings = merge_settings({"plugins": [], "include_path": [], "distill": {}, "device": "cpu", "ipc": 2,
-                               "seed": 0}, dotlist=dotlist)
-    unknown = set(settings) - {"plugins", "include_path", "distill", "device", "ipc", "seed"}
-    if unknown:
-        raise Error(f"check-method takes plugins=, include_path=, distill.KEY=, device=, ipc=, seed=; "
-                    f"not {sorted(unknown)[0]}")
-    activate_plugins(settings)
+    defaults = {"plugins": [], "include_path": [], "distill": {}, "device": "cpu", "ipc": 2, "seed": 0}
+    settings = command_settings(
+        "check-method", args.overrides, defaults, why_no_suite="it runs on its own tiny dataset"
+    )
     check_device(settings["device"])
-    report = check_method(args.method, overrides=settings["distill"], ipc=settings["ipc"], seed=settings["seed"],
-                          device=settings["device"] if settings["device"] != "auto" else "cpu")
+    report = check_method(
+        args.method,
+        overrides=settings["distill"],
+        ipc=settings["ipc"],
+        seed=settings["seed"],
+        device=settings["device"] if settings["device"] != "auto" else "cpu",
+    )
     print(report)
     return 0 if report.ok else 1
 
@@ -130,7 +132,7 @@ def _check_method(args) -> int:
 def _bench(args) -> int:
     from tabulate import tabulate
 
-    from .bench import overhead_rows, resolve_bench_config
+    from .run.bench import overhead_rows, resolve_bench_config
 
     rows = overhead_rows(resolve_bench_config(args.overrides), log=_log)
     print(tabulate(rows, headers="keys", floatfmt=".2f"))
@@ -140,36 +142,37 @@ def _bench(args) -> int:
 def _list(args) -> int:
     from tabulate import tabulate
 
-    from .config import activate_plugins, load_suite, merge_settings, parse_overrides, suite_names
+    from .core.registry import entry
     from .data import dataset_names
     from .distill import describe, method_ids
-    from .evaluate import evaluator_names
-    from .registry import entry
+    from .evaluation.evaluate import evaluator_names
+    from .run.config import command_settings, load_suite, suite_names
 
-    _, dotlist = parse_overrides(args.overrides)
-    settings = merge_settings({"plugins": [], "include_path": []}, dotlist=dotlist)
-    if set(settings) - {"plugins", "include_path"}:
-        raise FairbenchError("list takes only plugins=[...] and include_path=[...]")
-    activate_plugins(settings)
+    command_settings(
+        "list", args.overrides, {"plugins": [], "include_path": []}, why_no_suite="it lists what is registered"
+    )
     if args.what == "suites":
         rows = [(name, load_suite(name).get("description", "")) for name in suite_names()]
     elif args.what == "datasets":
         rows = [(name, entry("datasets", name).get("description", "")) for name in dataset_names()]
     elif args.what == "methods":
-        from .plan import provenance_label
+        from .run.plan import provenance_label
+
         rows = [(m, describe(m), provenance_label(m)) for m in method_ids()]
     else:
-        rows = [(name, entry("evaluators", name.partition(":")[0]).get("description", ""))
-                for name in evaluator_names()]
-    print(tabulate(rows, headers=[args.what[:-1], "description", "provenance"][:len(rows[0]) if rows else 2]))
+        rows = [
+            (name, entry("evaluators", name.partition(":")[0]).get("description", "")) for name in evaluator_names()
+        ]
+    print(tabulate(rows, headers=[args.what[:-1], "description", "provenance"][: len(rows[0]) if rows else 2]))
     return 0
 
 
 def _data(args) -> int:
     from .data import load_dataset
-    from .data.card import card_json, card_text, parse_settings
+    from .data.card import card_json, card_text
+    from .run.config import data_settings
 
-    data_root, download, params = parse_settings(args.overrides)
+    data_root, download, params = data_settings("data", args.overrides)
     splits = load_dataset(args.name, data_root, params, download=download)
     print(card_json(splits) if args.json else card_text(splits))
     return 0
@@ -180,24 +183,25 @@ def _leaderboard(args) -> int:
     if action == "add" and rest:
         return _leaderboard_add(rest[0], rest[1:], args.root)
     if action == "render" and not rest:
-        from .render import render_leaderboard
+        from .board.render import render_leaderboard
 
         written = render_leaderboard(args.root)
         print("\n".join(str(path) for path in written))
         return 0
     if rest:
-        raise FairbenchError("write fairbench leaderboard OUT, leaderboard add BUNDLE [key=value ...] "
-                             "or leaderboard render")
-    from .leaderboard import render_report, write_leaderboard
-    from .results import read_records
+        raise FairbenchError(
+            "write fairbench leaderboard OUT, leaderboard add BUNDLE [key=value ...] or leaderboard render"
+        )
+    from .report.tables import render_report, write_leaderboard
+    from .run.results import read_records
 
     print(render_report(write_leaderboard(action, read_records(action))))
     return 0
 
 
 def _leaderboard_add(bundle: str, overrides: list[str], root: str) -> int:
-    from .entries import add_bundle
-    from .verify import Verifier, render_verification, verify_settings
+    from .board.entries import add_bundle
+    from .board.verify import Verifier, render_verification, verify_settings
 
     verification, written = add_bundle(bundle, root, Verifier(verify_settings(overrides)))
     print(render_verification(verification))
@@ -206,14 +210,17 @@ def _leaderboard_add(bundle: str, overrides: list[str], root: str) -> int:
 
 
 def _show(args) -> int:
-    from .show import show_synset
+    from .report.show import show_synset
+    from .run.config import data_settings
 
-    print("\n".join(str(path) for path in show_synset(args.synset, args.output, args.overrides)))
+    print(
+        "\n".join(str(path) for path in show_synset(args.synset, args.output, *data_settings("show", args.overrides)))
+    )
     return 0
 
 
 def _submit(args) -> int:
-    from .submit import submit
+    from .board.submit import submit
 
     print(f"bundle: {submit(args.run_dir, args.output, args.meta)}")
     return 0
@@ -222,8 +229,8 @@ def _submit(args) -> int:
 def _verify(args) -> int:
     import json
 
-    from .atomic import write_text_atomic
-    from .verify import Verifier, render_verification, verify_settings
+    from .board.verify import Verifier, render_verification, verify_settings
+    from .core.atomic import write_text_atomic
 
     result = Verifier(verify_settings(args.overrides)).verify(args.bundle)
     print(render_verification(result))
@@ -233,14 +240,21 @@ def _verify(args) -> int:
 
 
 def _regress(args) -> int:
-    from .regress import regress_command
+    from .regress.rerun import regress_command
 
-    return regress_command(args.baseline, args.overrides, update=args.update, markdown=args.markdown,
-                           json_path=args.json, log=_log, **_verdict_options(args))
+    return regress_command(
+        args.baseline,
+        args.overrides,
+        update=args.update,
+        markdown=args.markdown,
+        json_path=args.json,
+        log=_log,
+        **_verdict_options(args),
+    )
 
 
 def _compare(args) -> int:
-    from .compare import compare_folders, publish
+    from .regress.verdicts import compare_folders, publish
 
     comparison = compare_folders(args.a, args.b, **_verdict_options(args))
     return publish(comparison, f"fairbench compare {args.a} {args.b}", args.markdown, args.json)
@@ -251,14 +265,26 @@ def _verdict_options(args) -> dict:
 
 
 def _add_verdict_options(parser: argparse.ArgumentParser) -> None:
-    from .compare import ALPHA
+    from .regress.verdicts import ALPHA
 
-    parser.add_argument("--allow-change", action="store_true",
-                        help="pass where a deterministic rerun on the same machine differs (still fail on 'worse')")
-    parser.add_argument("--alpha", type=float, default=ALPHA, help=f"level of the one-sided Welch test (default {ALPHA})")
-    parser.add_argument("--min-effect", type=float, default=None, metavar="POINTS",
-                        help="one minimum effect for every metric (default: 10 points for means, 20 for max/min)")
-    parser.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown (e.g. $GITHUB_STEP_SUMMARY)")
+    parser.add_argument(
+        "--allow-change",
+        action="store_true",
+        help="pass where a deterministic rerun on the same machine differs (still fail on 'worse')",
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=ALPHA, help=f"level of the one-sided Welch test (default {ALPHA})"
+    )
+    parser.add_argument(
+        "--min-effect",
+        type=float,
+        default=None,
+        metavar="POINTS",
+        help="one minimum effect for every metric (default: 10 points for means, 20 for max/min)",
+    )
+    parser.add_argument(
+        "--markdown", metavar="FILE", help="also write the table as Markdown (e.g. $GITHUB_STEP_SUMMARY)"
+    )
     parser.add_argument("--json", metavar="FILE", help="also write every verdict as JSON")
 
 
@@ -287,103 +313,204 @@ def _shown(value) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .bench import BENCH_SETTINGS
-    from .config import RUN_KEYS
-
-    parser = _Parser(prog="fairbench", description="Benchmark suite for fair dataset distillation.")
-    parser.add_argument("--version", action="version", version=f"fairbench {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    run_keys = _keys_help("run keys (key=value; nested keys dotted, values YAML)",
-                          [("suite", "quickstart", "a suite name (fairbench list suites) or a .yaml path")]
-                          + [(k, d, t) for k, (d, t) in RUN_KEYS.items()])
-    formatter = argparse.RawDescriptionHelpFormatter
-
-    run = commands.add_parser("run", help="run a suite (default: quickstart) and print its leaderboard",
-                              epilog=run_keys, formatter_class=formatter)
-    run.add_argument("overrides", nargs="*", metavar="key=value",
-                     help="suite=NAME and settings such as ipc=[10,50] methods=[dm,dm+cobra] device=cuda")
+def _add_run(commands, run_keys: str, formatter) -> None:
+    run = commands.add_parser(
+        "run",
+        help="run a suite (default: quickstart) and print its leaderboard",
+        epilog=run_keys,
+        formatter_class=formatter,
+    )
+    run.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="suite=NAME and settings such as ipc=[10,50] methods=[dm,dm+cobra] device=cuda",
+    )
     run.add_argument("--dry-run", action="store_true", help="check everything, print the plan of cells and exit")
     run.set_defaults(handler=_run)
 
-    prepare = commands.add_parser("prepare", help="run the preparation steps a run's cells need (MTT's experts)",
-                                  epilog=run_keys, formatter_class=formatter)
+
+def _add_prepare(commands, run_keys: str, formatter) -> None:
+    prepare = commands.add_parser(
+        "prepare",
+        help="run the preparation steps a run's cells need (MTT's experts)",
+        epilog=run_keys,
+        formatter_class=formatter,
+    )
     prepare.add_argument("overrides", nargs="*", metavar="key=value", help="the run's settings, as for run")
     prepare.set_defaults(handler=_prepare)
 
+
+def _add_experts(commands) -> None:
     experts = commands.add_parser("experts", help="alias of prepare for one dataset's MTT expert trajectories")
     experts.add_argument("dataset", help="the dataset to train experts on, e.g. cmnist-mini")
-    experts.add_argument("overrides", nargs="*", metavar="key=value",
-                         help="the run's settings: suite=NAME, methods=[mtt,mtt+fairdd], distill.num_experts=5, ...")
+    experts.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="the run's settings: suite=NAME, methods=[mtt,mtt+fairdd], distill.num_experts=5, ...",
+    )
     experts.set_defaults(handler=_prepare)
 
-    check = commands.add_parser("check-method", help="check a method's contract on a tiny dataset, on the CPU",
-                                description="Exit 0 when every clause passes, 1 naming each failed clause.")
+
+def _add_check_method(commands) -> None:
+    check = commands.add_parser(
+        "check-method",
+        help="check a method's contract on a tiny dataset, on the CPU",
+        description="Exit 0 when every clause passes, 1 naming each failed clause.",
+    )
     check.add_argument("method", help="a method id, base or base+variant (fairbench list methods)")
-    check.add_argument("overrides", nargs="*", metavar="key=value",
-                       help="plugins=[...] include_path=[...] distill.KEY=VALUE ipc=2 seed=0")
+    check.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="plugins=[...] include_path=[...] distill.KEY=VALUE ipc=2 seed=0",
+    )
     check.set_defaults(handler=_check_method)
 
+
+def _add_bench(commands, formatter) -> None:
+    from .run.bench import BENCH_SETTINGS
+
     bench = commands.add_parser(
-        "bench", help="measure the cost of fairness: every variant's iteration time over its base's",
+        "bench",
+        help="measure the cost of fairness: every variant's iteration time over its base's",
         epilog=_keys_help("settings (key=value)", [(k, d, t) for k, (d, _, t) in BENCH_SETTINGS.items()]),
-        formatter_class=formatter)
+        formatter_class=formatter,
+    )
     bench.add_argument("what", choices=["overhead"])
-    bench.add_argument("overrides", nargs="*", metavar="key=value",
-                       help="device=cuda ipc=[10,50] groups=[2,10] methods=[dm+wbary] width=32 distill.real_batch=64 ...")
+    bench.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="device=cuda ipc=[10,50] groups=[2,10] methods=[dm+wbary] width=32 distill.real_batch=64 ...",
+    )
     bench.set_defaults(handler=_bench)
 
+
+def _add_list(commands) -> None:
     listing = commands.add_parser("list", help="list suites, datasets, methods or evaluators")
     listing.add_argument("what", choices=["suites", "datasets", "methods", "evaluators"])
     listing.add_argument("overrides", nargs="*", metavar="key=value", help="plugins=[...] include_path=[...]")
     listing.set_defaults(handler=_list)
 
+
+def _add_data(commands) -> None:
     data = commands.add_parser("data", help="print a dataset's card: its samples per (class, group) cell in each split")
     data.add_argument("name", help="a dataset name (fairbench list datasets)")
-    data.add_argument("overrides", nargs="*", metavar="key=value",
-                      help="data_root=DIR, download=true, plugins=[...], and dataset parameters such as rho=0.95")
+    data.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="data_root=DIR, download=true, plugins=[...], and dataset parameters such as rho=0.95",
+    )
     data.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     data.set_defaults(handler=_data)
 
+
+def _add_submit(commands) -> None:
     submit = commands.add_parser("submit", help="bundle a run's synthetic sets and claimed metrics for the leaderboard")
     submit.add_argument("run_dir", help="the out folder of a run (holds results.jsonl and synsets/)")
-    submit.add_argument("-o", "--output", required=True, help="the bundle to write: a new folder, or a file ending in .zip")
+    submit.add_argument(
+        "-o", "--output", required=True, help="the bundle to write: a new folder, or a file ending in .zip"
+    )
     submit.add_argument("--meta", help="YAML with the submission's name, paper, code, authors, notes")
     submit.set_defaults(handler=_submit)
 
-    verify = commands.add_parser("verify", help="re-evaluate a bundle with fresh seeds and check it (exit 0 verified, 1 not)")
+
+def _add_verify(commands) -> None:
+    verify = commands.add_parser(
+        "verify", help="re-evaluate a bundle with fresh seeds and check it (exit 0 verified, 1 not)"
+    )
     verify.add_argument("bundle", help="a bundle folder or .zip made by fairbench submit")
-    verify.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="device=cuda data_root=DIR num_eval=5 seed=N metrics=[acc,deo_mean] z=3 floor=2.0 ...")
+    verify.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="device=cuda data_root=DIR num_eval=5 seed=N metrics=[acc,deo_mean] z=3 floor=2.0 ...",
+    )
     verify.add_argument("--json", help="also write the whole verification as JSON to this file")
     verify.set_defaults(handler=_verify)
 
-    board = commands.add_parser("leaderboard", help="re-render a run folder's tables (OUT), add a verified bundle "
-                                                   "(add BUNDLE), or render the leaderboard's pages (render)")
-    board.add_argument("overrides", nargs="+", metavar="OUT | add BUNDLE [key=value ...] | render",
-                       help="a run's out folder; or add BUNDLE with verify's settings; or render")
-    board.add_argument("--root", default="leaderboard", help="the leaderboard folder (holds entries/); default leaderboard")
+
+def _add_leaderboard(commands) -> None:
+    board = commands.add_parser(
+        "leaderboard",
+        help="re-render a run folder's tables (OUT), add a verified bundle "
+        "(add BUNDLE), or render the leaderboard's pages (render)",
+    )
+    board.add_argument(
+        "overrides",
+        nargs="+",
+        metavar="OUT | add BUNDLE [key=value ...] | render",
+        help="a run's out folder; or add BUNDLE with verify's settings; or render",
+    )
+    board.add_argument(
+        "--root", default="leaderboard", help="the leaderboard folder (holds entries/); default leaderboard"
+    )
     board.set_defaults(handler=_leaderboard)
 
-    regress = commands.add_parser("regress", help="rerun a baseline's recorded protocol and fail (exit 1) where it got worse")
+
+def _add_regress(commands) -> None:
+    regress = commands.add_parser(
+        "regress", help="rerun a baseline's recorded protocol and fail (exit 1) where it got worse"
+    )
     regress.add_argument("baseline", help="a run folder (results.jsonl) or a folder of leaderboard entries")
-    regress.add_argument("overrides", nargs="*", metavar="key=value",
-                         help="settings on top of the recorded ones, e.g. out=DIR device=cuda")
-    regress.add_argument("--update", action="store_true", help="rewrite the baseline from the rerun and say what changed")
+    regress.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="settings on top of the recorded ones, e.g. out=DIR device=cuda",
+    )
+    regress.add_argument(
+        "--update", action="store_true", help="rewrite the baseline from the rerun and say what changed"
+    )
     _add_verdict_options(regress)
     regress.set_defaults(handler=_regress)
 
+
+def _add_compare(commands) -> None:
     compare = commands.add_parser("compare", help="compare run folder B with run folder A cell by cell, nothing rerun")
     compare.add_argument("a", help="the reference run folder")
     compare.add_argument("b", help="the run folder judged against it")
     _add_verdict_options(compare)
     compare.set_defaults(handler=_compare)
 
+
+def _add_show(commands) -> None:
     show = commands.add_parser("show", help="draw a synthetic set as an image grid, one row per class")
     show.add_argument("synset", help="a synthetic set (.safetensors), e.g. OUT/synsets/<id>.safetensors")
     show.add_argument("-o", "--output", required=True, help="the image to write (PNG; an SVG is written beside it)")
     show.add_argument("overrides", nargs="*", metavar="key=value", help="data_root=DIR, download=true")
     show.set_defaults(handler=_show)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The fairbench command, one sub-command per ``_add_*`` function."""
+    from .run.config import RUN_KEYS
+
+    parser = _Parser(prog="fairbench", description="Benchmark suite for fair dataset distillation.")
+    parser.add_argument("--version", action="version", version=f"fairbench {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run_keys = _keys_help(
+        "run keys (key=value; nested keys dotted, values YAML)",
+        [("suite", "quickstart", "a suite name (fairbench list suites) or a .yaml path")]
+        + [(k, d, t) for k, (d, t) in RUN_KEYS.items()],
+    )
+    formatter = argparse.RawDescriptionHelpFormatter
+    _add_run(commands, run_keys, formatter)
+    _add_prepare(commands, run_keys, formatter)
+    _add_experts(commands)
+    _add_check_method(commands)
+    _add_bench(commands, formatter)
+    _add_list(commands)
+    _add_data(commands)
+    _add_submit(commands)
+    _add_verify(commands)
+    _add_leaderboard(commands)
+    _add_regress(commands)
+    _add_compare(commands)
+    _add_show(commands)
     return parser
 
 
@@ -419,8 +546,10 @@ def _interrupted(interrupt: KeyboardInterrupt, argv: list[str]) -> str:
     if out is None:
         return "fairbench: interrupted"
     resume = shlex.join(["fairbench", *[a for a in argv if not a.startswith("out=")], f"out={out}"])
-    return (f"fairbench: interrupted; every finished cell is kept in {out}/results.jsonl. Resume (finished "
-            f"cells are skipped) with:\n  {resume}")
+    return (
+        f"fairbench: interrupted; every finished cell is kept in {out}/results.jsonl. Resume (finished "
+        f"cells are skipped) with:\n  {resume}"
+    )
 
 
 if __name__ == "__main__":

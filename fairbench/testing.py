@@ -27,20 +27,33 @@ from pathlib import Path
 
 import torch
 
+from .core.errors import first_line
 from .data import GroupDataset
-from .distill import DistillContext, SyntheticSet, build_distiller, check_method as check_hparams
-from .distill import method_hparams, parse_method
+from .distill import DistillContext, SyntheticSet, build_distiller, method_hparams, parse_method
+from .distill import check_method_hparams as check_hparams
 from .distill.aggregation import MatchingTerms, matching_terms
-from .evaluate import evaluator_spec, make_model
-from .errors import first_line
+from .evaluation.evaluate import evaluator_spec, make_model
 
 CLASSES, GROUPS, SIZE = 3, 2, 8
 # Budgets that make every built-in method run in about a second: each key a method has is lowered
 # to at most this value (booleans are set).
-TINY_BUDGET = {"iterations": 1, "real_batch": 4, "outer_loop": 2, "inner_loop": 1, "batch_train": 16,
-               "warmup_epochs": 1, "num_experts": 1, "trajectory_epochs": 2, "expert_epochs": 1,
-               "max_start_epoch": 0, "syn_steps": 2, "expert_batch": 64, "expert_dsa": False,
-               "bary_iterations": 1, "ot_iterations": 5}
+TINY_BUDGET = {
+    "iterations": 1,
+    "real_batch": 4,
+    "outer_loop": 2,
+    "inner_loop": 1,
+    "batch_train": 16,
+    "warmup_epochs": 1,
+    "num_experts": 1,
+    "trajectory_epochs": 2,
+    "expert_epochs": 1,
+    "max_start_epoch": 0,
+    "syn_steps": 2,
+    "expert_batch": 64,
+    "expert_dsa": False,
+    "bary_iterations": 1,
+    "ot_iterations": 5,
+}
 NET_WIDTH = 8
 
 
@@ -66,9 +79,12 @@ def tiny_splits(seed: int = 0) -> tuple[GroupDataset, _SealedSplit]:
         groups = (torch.arange(len(labels)) % 4 == 3).long()
         pattern = torch.linspace(0, 1, SIZE).view(1, 1, SIZE) * (labels.view(-1, 1, 1, 1) + 1) / CLASSES
         tint = torch.tensor([0.2, 0.8]).view(2, 1)[groups].view(-1, 1, 1, 1)
-        base = 0.6 * pattern.expand(-1, 3, SIZE, SIZE) + 0.3 * tint + 0.1 * torch.rand(
-            len(labels), 3, SIZE, SIZE, generator=generator)
-        images = ((base * 126).round().to(torch.uint8) * 2 + parity)
+        base = (
+            0.6 * pattern.expand(-1, 3, SIZE, SIZE)
+            + 0.3 * tint
+            + 0.1 * torch.rand(len(labels), 3, SIZE, SIZE, generator=generator)
+        )
+        images = (base * 126).round().to(torch.uint8) * 2 + parity
         return cls(images, labels, groups, [f"c{c}" for c in range(CLASSES)], ["g0", "g1"], (0.5,) * 3, (0.5,) * 3)
 
     return split(24, 0), split(6, 1, _SealedSplit)
@@ -77,7 +93,7 @@ def tiny_splits(seed: int = 0) -> tuple[GroupDataset, _SealedSplit]:
 @dataclass
 class CheckReport:
     method_id: str
-    failed: list[tuple[str, str]] = field(default_factory=list)   # (clause, why)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (clause, why)
     passed: list[str] = field(default_factory=list)
 
     @property
@@ -92,8 +108,9 @@ class CheckReport:
         return "\n".join([f"{self.method_id} {verdict} check-method", *self.lines()])
 
 
-def terms_problem(terms: object, labels: torch.Tensor, groups: torch.Tensor, num_classes: int,
-                  num_groups: int) -> str | None:
+def terms_problem(
+    terms: object, labels: torch.Tensor, groups: torch.Tensor, num_classes: int, num_groups: int
+) -> str | None:
     """Why ``terms`` is not a well-formed answer for this batch, or None."""
     if not isinstance(terms, MatchingTerms):
         return f"the variant returned {type(terms).__name__}, not fairbench.MatchingTerms"
@@ -102,8 +119,10 @@ def terms_problem(terms: object, labels: torch.Tensor, groups: torch.Tensor, num
     if not isinstance(per_class, int) or per_class < 1:
         return f"terms_per_class={per_class!r} must be a positive integer"
     if tuple(terms.active.shape) != (num_classes, per_class) or terms.active.dtype != torch.bool:
-        return f"active must be a bool tensor of shape ({num_classes}, {per_class}), got " \
-               f"{terms.active.dtype} {tuple(terms.active.shape)}"
+        return (
+            f"active must be a bool tensor of shape ({num_classes}, {per_class}), got "
+            f"{terms.active.dtype} {tuple(terms.active.shape)}"
+        )
     if tuple(terms.term.shape) != (n,) or terms.term.dtype not in (torch.int64, torch.int32):
         return f"term must be an integer tensor of shape ({n},), got {terms.term.dtype} {tuple(terms.term.shape)}"
     if tuple(terms.weight.shape) != (n,) or not terms.weight.is_floating_point():
@@ -127,8 +146,10 @@ def terms_problem(terms: object, labels: torch.Tensor, groups: torch.Tensor, num
         worst = int(active.nonzero()[off.argmax()])
         present = torch.bincount(labels * num_groups + groups, minlength=num_classes * num_groups)
         hint = " (a term for a (class, group) cell absent from the batch)" if float(sums[worst]) == 0 else ""
-        return (f"the weights of active term {worst} (class {worst // per_class}) sum to "
-                f"{float(sums[worst]):.4g}, not 1{hint}; cell counts {present.tolist()}")
+        return (
+            f"the weights of active term {worst} (class {worst // per_class}) sum to "
+            f"{float(sums[worst]):.4g}, not 1{hint}; cell counts {present.tolist()}"
+        )
     return None
 
 
@@ -136,8 +157,8 @@ def _terms_clause(variant: str) -> str | None:
     generator = torch.Generator().manual_seed(0)
     batches = []
     labels = torch.arange(CLASSES).repeat_interleave(8)
-    batches.append((labels, (torch.arange(len(labels)) % 4 == 3).long()))               # both groups, imbalanced
-    batches.append((labels, (labels == 1).long()))                                      # one group per class
+    batches.append((labels, (torch.arange(len(labels)) % 4 == 3).long()))  # both groups, imbalanced
+    batches.append((labels, (labels == 1).long()))  # one group per class
     batches.append((labels[labels != 2], torch.randint(GROUPS, (16,), generator=generator)))  # class 2 absent
     for labels, groups in batches:
         try:
@@ -208,8 +229,9 @@ def _copies_test(syn: SyntheticSet, test: GroupDataset) -> bool:
     return bool((whole & odd).any())
 
 
-def check_method(method_id: str, *, overrides: dict | None = None, ipc: int = 2, seed: int = 0,
-                 device: str = "cpu") -> CheckReport:
+def check_method(
+    method_id: str, *, overrides: dict | None = None, ipc: int = 2, seed: int = 0, device: str = "cpu"
+) -> CheckReport:
     """Run every clause of the contract for ``method_id``; ``overrides`` are ``distill.KEY`` values
     (a plugin's own budget keys, to keep the check fast)."""
     report = CheckReport(method_id)
@@ -243,10 +265,18 @@ def check_method(method_id: str, *, overrides: dict | None = None, ipc: int = 2,
     clause("shape, dtype, device and labels", _result_problem(first, train, ipc, device))
     finite = all(bool(torch.isfinite(t).all()) for t in (first.images.detach(),) if t.is_floating_point())
     clause("finite", None if finite else "the synthetic images hold NaN or infinite values")
-    same = (first.images.shape == second.images.shape and torch.equal(first.labels, second.labels)
-            and torch.allclose(first.images.detach(), second.images.detach(), rtol=0, atol=0, equal_nan=True))
+    same = (
+        first.images.shape == second.images.shape
+        and torch.equal(first.labels, second.labels)
+        and torch.allclose(first.images.detach(), second.images.detach(), rtol=0, atol=0, equal_nan=True)
+    )
     clause("same seed, same set", None if same else "two runs with the same seed gave different images")
-    leak = ("the distiller read the test split" if test.touched else
-            "a synthetic image is a copy of a test image" if _copies_test(first, test) else None)
+    leak = (
+        "the distiller read the test split"
+        if test.touched
+        else "a synthetic image is a copy of a test image"
+        if _copies_test(first, test)
+        else None
+    )
     clause("test split untouched", leak)
     return report

@@ -22,8 +22,14 @@ def fairbench_cli(tmp_path):
     """Run ``python -m fairbench ARGS`` in a scratch folder; returns the completed process."""
 
     def run(*args, cwd=None, timeout=600):
-        return subprocess.run(fairbench_command(*args), cwd=cwd or tmp_path, env=checkout_env(),
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            fairbench_command(*args),
+            cwd=cwd or tmp_path,
+            env=checkout_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     return run
 

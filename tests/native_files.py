@@ -24,8 +24,15 @@ def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
     return path
 
 
-def write_mnist(root: Path, per_class_train: int = 20, per_class_test: int = 10, folder: str = "MNIST",
-                compress: bool = False, seed: int = 0, labels: tuple | None = None) -> Path:
+def write_mnist(
+    root: Path,
+    per_class_train: int = 20,
+    per_class_test: int = 10,
+    folder: str = "MNIST",
+    compress: bool = False,
+    seed: int = 0,
+    labels: tuple | None = None,
+) -> Path:
     """idx files under ``root/<folder>/raw`` in torchvision's layout: digits are random blobs;
     ``labels`` = (train labels, test labels) replaces the shuffled ``per_class`` layout."""
     rng = np.random.default_rng(seed)
@@ -59,8 +66,15 @@ def write_cifar10(root: Path, per_class_train: int = 20, per_class_test: int = 4
 def _write_cifar_batch(path: Path, labels: np.ndarray, rng) -> None:
     data = rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8)
     with open(path, "wb") as f:
-        pickle.dump({"batch_label": path.name, "labels": labels.tolist(), "data": data,
-                     "filenames": [f"{path.name}_{i}.png" for i in range(len(labels))]}, f)
+        pickle.dump(
+            {
+                "batch_label": path.name,
+                "labels": labels.tolist(),
+                "data": data,
+                "filenames": [f"{path.name}_{i}.png" for i in range(len(labels))],
+            },
+            f,
+        )
 
 
 def write_image(path: Path, rng, size: tuple[int, int], fmt: str = "JPEG") -> None:
@@ -95,8 +109,9 @@ def write_celeba(root: Path, cells: dict, seed: int = 0, size: tuple[int, int] =
     return folder
 
 
-def write_utkface(root: Path, people: list[tuple[int, int, int]], extra_names: tuple[str, ...] = (),
-                  seed: int = 0) -> Path:
+def write_utkface(
+    root: Path, people: list[tuple[int, int, int]], extra_names: tuple[str, ...] = (), seed: int = 0
+) -> Path:
     """``root/UTKFace`` with one 200x200 JPEG per (age, gender, race), named as in the release."""
     rng = np.random.default_rng(seed)
     folder = root / "UTKFace"

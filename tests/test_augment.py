@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from fairbench.augment import DSA, TRANSFORMS
+from fairbench.training.augment import DSA, TRANSFORMS
 
 
 @pytest.mark.parametrize("name", TRANSFORMS)
@@ -14,8 +14,8 @@ def test_same_pair_same_transform_for_real_and_synthetic(name):
     real_pairs, syn_pairs = torch.tensor([0, 0, 1]), torch.tensor([0, 1])
     params = dsa.sample(2, 32, "cpu")
     real_out, syn_out = dsa.apply(real, params, real_pairs), dsa.apply(syn, params, syn_pairs)
-    torch.testing.assert_close(real_out[0], syn_out[0])   # class 0 real == class 0 synthetic
-    torch.testing.assert_close(real_out[2], syn_out[1])   # class 1 likewise
+    torch.testing.assert_close(real_out[0], syn_out[0])  # class 0 real == class 0 synthetic
+    torch.testing.assert_close(real_out[2], syn_out[1])  # class 1 likewise
 
 
 @pytest.mark.parametrize("name", TRANSFORMS)
@@ -64,18 +64,20 @@ def test_each_class_draws_its_own_transform_and_shares_it_with_its_synthetic_ima
     dsa = DSA()
     torch.manual_seed(0)
     params = dsa.sample(40, 16, "cpu")
-    assert len(set(params["choice"].tolist())) > 1          # not one transform for every class
+    assert len(set(params["choice"].tolist())) > 1  # not one transform for every class
     classes = torch.arange(40)
     real = torch.randn(40, 3, 16, 16)
-    torch.testing.assert_close(dsa.apply(real, params, classes),
-                               dsa.apply(real.flip(0), params, classes.flip(0)).flip(0))
+    torch.testing.assert_close(
+        dsa.apply(real, params, classes), dsa.apply(real.flip(0), params, classes.flip(0)).flip(0)
+    )
     # a class's images all get its transform: class 5's two copies come out identical
     pair = dsa.apply(real[5:6].repeat(2, 1, 1, 1), params, torch.tensor([5, 5]))
     torch.testing.assert_close(pair[0], pair[1])
 
 
-@pytest.mark.parametrize("name,key,value", [("scale", "factors", torch.tensor([[1.3, 0.8]])),
-                                            ("rotate", "angle", torch.tensor([0.3]))])
+@pytest.mark.parametrize(
+    "name,key,value", [("scale", "factors", torch.tensor([[1.3, 0.8]])), ("rotate", "angle", torch.tensor([0.3]))]
+)
 def test_geometric_transforms_resample_like_the_reference(name, key, value):
     """The reference calls affine_grid / grid_sample with PyTorch's default align_corners=False."""
     import torch.nn.functional as F

@@ -33,8 +33,12 @@ def test_translated_copies_meet_at_the_midpoint_cloud():
     bary = group_barycenter(points, mass, torch.tensor([[0.5, 0.5]]), torch.randn(1, 8, 3), **SHARP)
     assert matched_distance(bary[0], cloud + shift / 2) < 1e-3
     # and it agrees with POT's exact free-support barycenter
-    exact = ot.lp.free_support_barycenter([cloud.numpy(), (cloud + shift).numpy()], [np.full(8, 1 / 8)] * 2,
-                                          np.random.default_rng(0).normal(size=(8, 3)), weights=np.array([.5, .5]))
+    exact = ot.lp.free_support_barycenter(
+        [cloud.numpy(), (cloud + shift).numpy()],
+        [np.full(8, 1 / 8)] * 2,
+        np.random.default_rng(0).normal(size=(8, 3)),
+        weights=np.array([0.5, 0.5]),
+    )
     assert matched_distance(bary[0], torch.from_numpy(exact).float()) < 1e-3
 
 
@@ -68,8 +72,9 @@ def test_absent_group_is_ignored_and_classes_are_independent():
 def test_heavy_regularisation_collapses_to_the_mean_of_group_means():
     torch.manual_seed(2)
     points, mass = two_groups(torch.randn(5, 3), torch.randn(5, 3) + 2)
-    bary = group_barycenter(points, mass, torch.tensor([[0.5, 0.5]]), torch.randn(1, 4, 3),
-                            reg=1e4, iterations=3, sinkhorn_iterations=20)
+    bary = group_barycenter(
+        points, mass, torch.tensor([[0.5, 0.5]]), torch.randn(1, 4, 3), reg=1e4, iterations=3, sinkhorn_iterations=20
+    )
     mean_of_means = (points[0, :5].mean(0) + points[0, 5:].mean(0)) / 2
     torch.testing.assert_close(bary[0], mean_of_means.expand(4, 3), atol=1e-3, rtol=0)
 
@@ -99,8 +104,9 @@ def test_barycenter_target_builds_group_clouds_from_a_class_major_batch():
     embed = torch.tensor([[0.0], [0.0], [0.0], [4.0], [1.0], [1.0], [1.0], [1.0]])
     labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
     groups = torch.tensor([0, 0, 0, 1, 0, 0, 0, 0])
-    target = barycenter_target(embed, labels, groups, 2, 2, torch.zeros(2, 2, 1),
-                               {"ot_reg": 1e-3, "ot_iterations": 300, "bary_iterations": 5})
+    target = barycenter_target(
+        embed, labels, groups, 2, 2, torch.zeros(2, 2, 1), {"ot_reg": 1e-3, "ot_iterations": 300, "bary_iterations": 5}
+    )
     torch.testing.assert_close(target.support, torch.tensor([[[2.0], [2.0]], [[1.0], [1.0]]]), atol=1e-3, rtol=0)
     # the pooled mean the vanilla target would match sits at 1, the majority's side
     assert matching_terms("vanilla", labels, groups, 2, 2).reduce(embed)[0, 0].item() == 1.0

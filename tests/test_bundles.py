@@ -13,29 +13,38 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import checkout_env, fairbench_command
 from scipy import stats
 
-from conftest import checkout_env, fairbench_command
-from fairbench.bundle import MANIFEST, BundleUnreadable, open_bundle, sha256
+from fairbench.board.bundle import MANIFEST, BundleUnreadable, open_bundle, sha256
+from fairbench.board.entries import add_bundle
+from fairbench.board.verify import Verifier, shape_reasons, tolerance, verify_settings
 from fairbench.cli import main
+from fairbench.core.errors import FairbenchError
 from fairbench.data.colored import COLOR_NAMES
 from fairbench.distill import SyntheticSet
-from fairbench.entries import add_bundle
-from fairbench.errors import FairbenchError
-from fairbench.synsets import load_synset, save_synset
-from fairbench.verify import Verifier, shape_reasons, tolerance, verify_settings
+from fairbench.distill.synsets import load_synset, save_synset
 
 
 def cli(*args, cwd):
-    return subprocess.run(fairbench_command(*args), cwd=cwd, env=checkout_env(), capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        fairbench_command(*args), cwd=cwd, env=checkout_env(), capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny-run")
-    proc = cli("run", "suite=ci", "methods=[random]", "distill.iterations=2", "eval.epochs=2", "num_eval=2",
-               "out=run", cwd=root)
+    proc = cli(
+        "run",
+        "suite=ci",
+        "methods=[random]",
+        "distill.iterations=2",
+        "eval.epochs=2",
+        "num_eval=2",
+        "out=run",
+        cwd=root,
+    )
     assert proc.returncode == 0, proc.stderr
     return root / "run"
 
@@ -52,7 +61,7 @@ def bundle(tiny_run, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def verifier():
-    return Verifier(verify_settings(["seed=3"]))      # the default 10 fresh runs
+    return Verifier(verify_settings(["seed=3"]))  # the default 10 fresh runs
 
 
 def tampered(bundle, tmp_path, edit):
@@ -70,7 +79,7 @@ def replace_images(manifest, folder, images):
     path = folder / cell["synset"]
     syn, metadata = load_synset(path)
     save_synset(path, SyntheticSet(images(syn), syn.labels, syn.extras), metadata)
-    cell["synset_sha256"] = sha256(path)     # a careful forger updates the hash too
+    cell["synset_sha256"] = sha256(path)  # a careful forger updates the hash too
 
 
 def test_the_manifest_lists_each_cell_with_its_claims_and_provenance(bundle, tiny_run):
@@ -83,14 +92,18 @@ def test_the_manifest_lists_each_cell_with_its_claims_and_provenance(bundle, tin
     assert cell["claimed"]["acc"]["runs"] == record["metrics"]["acc"]["runs"]
     assert cell["provenance"] == record.get("provenance", {"source": "built-in"})
     assert (cell["dataset"], cell["ipc"], cell["method"]) == ("cmnist-mini", 10, "random")
-    assert (bundle / cell["synset"]).suffix == ".safetensors" and sha256(bundle / cell["synset"]) == cell["synset_sha256"]
+    assert (bundle / cell["synset"]).suffix == ".safetensors" and sha256(bundle / cell["synset"]) == cell[
+        "synset_sha256"
+    ]
 
 
 def test_a_zip_bundle_holds_the_same_manifest(tiny_run, bundle, tmp_path, capsys):
     assert main(["submit", str(tiny_run), "-o", str(tmp_path / "b.zip")]) == 0
     with open_bundle(tmp_path / "b.zip") as (manifest, folder):
-        assert manifest["cells"][0]["synset_sha256"] == json.loads((bundle / MANIFEST).read_text())["cells"][0][
-            "synset_sha256"]
+        assert (
+            manifest["cells"][0]["synset_sha256"]
+            == json.loads((bundle / MANIFEST).read_text())["cells"][0]["synset_sha256"]
+        )
         assert (folder / manifest["cells"][0]["synset"]).is_file()
     assert main(["submit", str(tiny_run), "-o", str(tmp_path / "b.zip")]) == 2
     assert "exists" in capsys.readouterr().err
@@ -104,6 +117,7 @@ def test_verify_exits_2_for_an_unreadable_bundle_and_1_for_a_failing_one(bundle,
 
     def change_file(manifest, folder):
         (folder / manifest["cells"][0]["synset"]).open("ab").write(b"\0")
+
     assert main(["verify", str(tampered(bundle, tmp_path, change_file))]) == 1
     assert "NOT verified" in capsys.readouterr().out
     with pytest.raises(BundleUnreadable, match="no manifest.json"):
@@ -142,6 +156,7 @@ def test_edited_claimed_numbers_do_not_verify(bundle, tmp_path, verifier):
         claim = manifest["cells"][0]["claimed"]["acc"]
         claim["runs"] = [run + 40 for run in claim["runs"]]
         claim["mean"] += 40
+
     result, written = add_bundle(tampered(bundle, tmp_path, inflate), tmp_path / "board", verifier)
     assert not result["verified"] and written == [] and not (tmp_path / "board").exists()
     assert any("acc: claimed" in r and "> tolerance" in r for r in result["reasons"]), result["reasons"]
@@ -150,18 +165,23 @@ def test_edited_claimed_numbers_do_not_verify(bundle, tmp_path, verifier):
 def test_a_claimed_mean_that_is_not_its_runs_mean_does_not_verify(bundle, tmp_path, verifier):
     def edit(manifest, _):
         manifest["cells"][0]["claimed"]["deo_mean"]["mean"] -= 20
+
     result = verifier.verify(tampered(bundle, tmp_path, edit))
     assert any("not the mean of its claimed runs" in r for r in result["reasons"]), result["reasons"]
 
 
 def test_synthetic_images_replaced_by_test_images_do_not_verify(bundle, tmp_path, verifier):
-    test = verifier.dataset("cmnist-mini", json.loads((bundle / MANIFEST).read_text())["cells"][0]["dataset_params"]).test
+    test = verifier.dataset(
+        "cmnist-mini", json.loads((bundle / MANIFEST).read_text())["cells"][0]["dataset_params"]
+    ).test
 
     def swap(manifest, folder):
         def images(syn):
             picked = torch.cat([torch.nonzero(test.labels == c)[:10, 0] for c in range(test.num_classes)])
             return test.normalize(test.images[picked])
+
         replace_images(manifest, folder, images)
+
     result = verifier.verify(tampered(bundle, tmp_path, swap))
     assert not result["verified"]
     contact = next(iter(result["sets"].values()))["contact"]
@@ -169,11 +189,14 @@ def test_synthetic_images_replaced_by_test_images_do_not_verify(bundle, tmp_path
     assert any("test-set contact: 100 of 100 images" in r for r in result["reasons"]), result["reasons"]
 
 
-@pytest.mark.parametrize("images, reason", [
-    (lambda syn: syn.images[:50], "images are torch.float32 (50, 3, 32, 32), expected float (100, 3, 32, 32)"),
-    (lambda syn: syn.images.masked_fill(torch.rand(syn.images.shape) < 0.01, float("nan")), "NaN or infinite"),
-    (lambda syn: (syn.images * 0.5 + 0.5) * 255, "outside the normalised range"),
-])
+@pytest.mark.parametrize(
+    "images, reason",
+    [
+        (lambda syn: syn.images[:50], "images are torch.float32 (50, 3, 32, 32), expected float (100, 3, 32, 32)"),
+        (lambda syn: syn.images.masked_fill(torch.rand(syn.images.shape) < 0.01, float("nan")), "NaN or infinite"),
+        (lambda syn: (syn.images * 0.5 + 0.5) * 255, "outside the normalised range"),
+    ],
+)
 def test_sets_of_the_wrong_shape_or_values_do_not_verify(bundle, tmp_path, verifier, images, reason):
     result = verifier.verify(tampered(bundle, tmp_path, lambda m, f: replace_images(m, f, images)))
     assert any(reason in r for r in result["reasons"]), result["reasons"]
@@ -189,6 +212,7 @@ def test_a_changed_file_a_pickle_or_a_changed_protocol_does_not_verify(bundle, t
         (folder / changed["synset"]).open("ab").write(b"\0")
         first["protocol"]["evaluator"]["train"]["epochs"] = 1
         manifest["cells"] += [pickled, changed]
+
     reasons = verifier.verify(tampered(bundle, tmp_path, edits))["reasons"]
     assert any("is not the hash of its protocol" in r for r in reasons), reasons
     assert any("pickles and .pt files can run code" in r for r in reasons), reasons
@@ -197,7 +221,7 @@ def test_a_changed_file_a_pickle_or_a_changed_protocol_does_not_verify(bundle, t
 
 def test_labels_and_idc_extras_are_checked(bundle, verifier):
     splits = verifier.dataset("cmnist-mini", json.loads((bundle / MANIFEST).read_text())["cells"][0]["dataset_params"])
-    labels = torch.arange(10).repeat_interleave(2 * 4)      # IDC: ipc 2, factor 2 → 8 images per class
+    labels = torch.arange(10).repeat_interleave(2 * 4)  # IDC: ipc 2, factor 2 → 8 images per class
     idc = SyntheticSet(torch.zeros(80, 3, 32, 32), labels, {"factor": 2, "stored_per_class": 2})
     assert shape_reasons(idc, splits, 2) == []
     assert "stored_per_class 2 is not the ipc 3" in shape_reasons(idc, splits, 3)[0]
@@ -212,15 +236,15 @@ QUICKSTART_DC_DEO_MEAN = [56.0, 56.0, 50.0, 48.0, 45.0, 76.0, 52.0, 59.0, 62.0, 
 
 def test_the_tolerance_follows_the_spread_of_the_fresh_runs():
     runs = QUICKSTART_DC_DEO_MEAN
-    t9 = stats.t.ppf(stats.norm.cdf(3), 9)                                       # 4.09
+    t9 = stats.t.ppf(stats.norm.cdf(3), 9)  # 4.09
     assert tolerance(2, runs, z=3, floor=0.0) == pytest.approx(t9 * np.std(runs, ddof=1) * (1 / 2 + 1 / 10) ** 0.5)
     honest = tolerance(2, runs, z=3, floor=2.0, min_std=3.0)
-    assert abs(57.0 - np.mean(runs)) <= honest < 40                             # the honest claim, not a 40-point edit
-    assert tolerance(5, runs, z=3, floor=2.0) < honest                          # more claimed runs: a tighter check
-    assert tolerance(2, runs[:3], z=3, floor=2.0) > 2 * honest                  # few fresh runs: Student's t widens it
-    assert tolerance(2, [50.0] * 10, z=3, floor=2.0) == 2.0                     # no spread: the floor
+    assert abs(57.0 - np.mean(runs)) <= honest < 40  # the honest claim, not a 40-point edit
+    assert tolerance(5, runs, z=3, floor=2.0) < honest  # more claimed runs: a tighter check
+    assert tolerance(2, runs[:3], z=3, floor=2.0) > 2 * honest  # few fresh runs: Student's t widens it
+    assert tolerance(2, [50.0] * 10, z=3, floor=2.0) == 2.0  # no spread: the floor
     # fresh runs that happen to agree still carry the spread honest runs show (min_std)
-    assert tolerance(2, [50.0, 50.1] * 5, z=3, floor=2.0, min_std=3.0) == pytest.approx(t9 * 3.0 * 0.6 ** 0.5)
+    assert tolerance(2, [50.0, 50.1] * 5, z=3, floor=2.0, min_std=3.0) == pytest.approx(t9 * 3.0 * 0.6**0.5)
 
 
 def test_verify_needs_three_fresh_runs(bundle, capsys):

@@ -4,10 +4,9 @@ whose options the parser accepts."""
 import shlex
 
 import yaml
+from conftest import REPO
 
 from fairbench.cli import build_parser
-
-from conftest import REPO
 
 WORKFLOW = REPO / ".github" / "workflows" / "ci.yml"
 
@@ -38,7 +37,7 @@ def test_every_command_the_workflow_calls_exists():
         if words[:3] == ["python", "-m", "pytest"]:
             assert (REPO / words[3]).is_dir(), words
         if words[:1] == ["fairbench"]:
-            args, extras = parser.parse_known_args(words[1:])   # exits on an unknown command or option
+            args, extras = parser.parse_known_args(words[1:])  # exits on an unknown command or option
             assert not [e for e in extras if e.startswith("-")], words
             assert args.handler is not None
     assert (REPO / "leaderboard" / "baselines" / "ci" / "results.jsonl").is_file()

@@ -3,13 +3,12 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from native_files import write_cifar10
 from PIL import Image
 
+from fairbench.core.errors import DataNotFoundError, FairbenchError
 from fairbench.data import load_dataset
 from fairbench.data.cifar import grayscale
-from fairbench.errors import DataNotFoundError, FairbenchError
-
-from native_files import write_cifar10
 
 
 def read_pickles(folder, names):
@@ -40,7 +39,7 @@ def test_train_split_is_skewed_by_rho_per_class(tmp_path, rho):
     images, labels = read_pickles(folder, [f"data_batch_{i}" for i in range(1, 6)])
     assert torch.equal(train.labels, labels)
     gray = train.groups == 0
-    assert torch.equal(train.images[~gray], images[~gray])               # color images untouched
+    assert torch.equal(train.images[~gray], images[~gray])  # color images untouched
     assert torch.equal(train.images[gray], grayscale(images[gray]))
     assert (train.images[gray][:, 0] == train.images[gray][:, 2]).all()
 

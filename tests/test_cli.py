@@ -1,6 +1,4 @@
-
 import pytest
-
 from native_files import write_mnist
 
 
@@ -22,8 +20,10 @@ def assert_clean_error(proc, *fragments):
         (["methods=[mtt+wbary]"], ["unknown method 'mtt+wbary'", "dm+wbary", "cafe+wbary", "mtt+cobra"]),
         (["evaluators=[nope]"], ["unknown evaluator 'nope'", "convnet", "timm:<model>"]),
         (["evaluators=[convnet,timm:resnet1800]"], ["unknown timm model 'resnet1800'", "resnet18"]),
-        (["evaluators=[resnet18]", "models.resnet18.widht=8"],
-         ["evaluator 'resnet18' (models.resnet18) has no setting widht", "width"]),
+        (
+            ["evaluators=[resnet18]", "models.resnet18.widht=8"],
+            ["evaluator 'resnet18' (models.resnet18) has no setting widht", "width"],
+        ),
         (["ensemble=maybe"], ["ensemble takes auto, true or false"]),
         (["ipc=0"], ["ipc must be at least 1"]),
         (["ipc=[10,"], ["malformed override"]),
@@ -52,28 +52,39 @@ def test_missing_data_says_where_files_go_and_keeps_results(fairbench_cli, tmp_p
 
 def test_impossible_ipc_is_refused(fairbench_cli, tmp_path):
     write_mnist(tmp_path, per_class_train=4, per_class_test=2)
-    proc = fairbench_cli("run", "suite=ci", "datasets=[cmnist]", f"data_root={tmp_path}", "ipc=[5]",
-                         "methods=[random]", f"out={tmp_path / 'out'}")
+    proc = fairbench_cli(
+        "run",
+        "suite=ci",
+        "datasets=[cmnist]",
+        f"data_root={tmp_path}",
+        "ipc=[5]",
+        "methods=[random]",
+        f"out={tmp_path / 'out'}",
+    )
     assert_clean_error(proc, "ipc=5 is impossible")
 
 
 def test_an_evaluator_that_cannot_take_the_images_fails_before_distilling(fairbench_cli, tmp_path):
-    proc = fairbench_cli("run", "suite=ci", "methods=[dm]", "evaluators=[convnet,timm:inception_v3]",
-                         f"out={tmp_path / 'out'}")
+    proc = fairbench_cli(
+        "run", "suite=ci", "methods=[dm]", "evaluators=[convnet,timm:inception_v3]", f"out={tmp_path / 'out'}"
+    )
     assert_clean_error(proc, "evaluator 'timm:inception_v3' cannot take 3x32x32 images")
     assert not (tmp_path / "out").exists()
 
 
 def test_dry_run_needs_no_data(fairbench_cli, tmp_path):
-    proc = fairbench_cli("run", "suite=cmnist", "--dry-run", f"data_root={tmp_path / 'empty'}",
-                         "ipc=[10,50]", "methods=[dm,dm+cobra]")
+    proc = fairbench_cli(
+        "run", "suite=cmnist", "--dry-run", f"data_root={tmp_path / 'empty'}", "ipc=[10,50]", "methods=[dm,dm+cobra]"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "4 cells" in proc.stdout and "20000" in proc.stdout and "dm+cobra" in proc.stdout
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("what,expected", [("suites", "quickstart"), ("datasets", "cmnist-mini"),
-                                           ("methods", "dm+cobra"), ("evaluators", "convnet")])
+@pytest.mark.parametrize(
+    "what,expected",
+    [("suites", "quickstart"), ("datasets", "cmnist-mini"), ("methods", "dm+cobra"), ("evaluators", "convnet")],
+)
 def test_list(fairbench_cli, what, expected):
     proc = fairbench_cli("list", what)
     assert proc.returncode == 0 and expected in proc.stdout
@@ -93,10 +104,26 @@ def test_experts_refuses_an_unknown_dataset(fairbench_cli):
 
 
 def test_bench_overhead_prints_each_variant_over_its_base(fairbench_cli):
-    proc = fairbench_cli("bench", "overhead", "device=cpu", "ipc=[1]", "groups=[2]", "methods=[dm+wbary,mtt+fairdd]",
-                         "iterations=1", "warmup=0", "repeats=1", "classes=2", "per_class=8", "image_size=8",
-                         "width=4", "distill.real_batch=4", "distill.syn_steps=1", "distill.num_experts=1",
-                         "distill.trajectory_epochs=2", "distill.max_start_epoch=0")
+    proc = fairbench_cli(
+        "bench",
+        "overhead",
+        "device=cpu",
+        "ipc=[1]",
+        "groups=[2]",
+        "methods=[dm+wbary,mtt+fairdd]",
+        "iterations=1",
+        "warmup=0",
+        "repeats=1",
+        "classes=2",
+        "per_class=8",
+        "image_size=8",
+        "width=4",
+        "distill.real_batch=4",
+        "distill.syn_steps=1",
+        "distill.num_experts=1",
+        "distill.trajectory_epochs=2",
+        "distill.max_start_epoch=0",
+    )
     assert proc.returncode == 0, proc.stderr
     rows = {line.split()[2]: line.split() for line in proc.stdout.splitlines()[2:]}
     assert set(rows) == {"dm", "dm+wbary", "mtt", "mtt+fairdd"}
@@ -117,9 +144,18 @@ def test_leaderboard_names_a_corrupt_record(fairbench_cli, tmp_path):
 
 
 def test_a_failed_cell_is_named_and_the_exit_code_is_1(fairbench_cli, tmp_path):
-    proc = fairbench_cli("run", "suite=ci", "methods=[random,dm]", "distill.lr_img=.inf", "distill.iterations=2",
-                         "distill.real_batch=4", "models.convnet.width=4", "eval.epochs=1", "num_eval=1",
-                         f"out={tmp_path / 'out'}")
+    proc = fairbench_cli(
+        "run",
+        "suite=ci",
+        "methods=[random,dm]",
+        "distill.lr_img=.inf",
+        "distill.iterations=2",
+        "distill.real_batch=4",
+        "models.convnet.width=4",
+        "eval.epochs=1",
+        "num_eval=1",
+        f"out={tmp_path / 'out'}",
+    )
     assert proc.returncode == 1, proc.stderr
     assert "1 cells failed" in proc.stderr and "cmnist-mini ipc=10 dm seed=0" in proc.stderr
-    assert "random" in proc.stdout and " dm " not in proc.stdout      # the table keeps the cells that ran
+    assert "random" in proc.stdout and " dm " not in proc.stdout  # the table keeps the cells that ran

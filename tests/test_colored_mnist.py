@@ -1,12 +1,11 @@
 import numpy as np
 import pytest
 import torch
+from native_files import write_mnist
 
+from fairbench.core.errors import DataNotFoundError, FairbenchError
 from fairbench.data import load_dataset
 from fairbench.data.colored import COLORS, assign_colors, colorize
-from fairbench.errors import DataNotFoundError, FairbenchError
-
-from native_files import write_mnist
 
 
 def test_rho_per_class_and_even_spread_of_the_rest():
@@ -15,7 +14,7 @@ def test_rho_per_class_and_even_spread_of_the_rest():
     for c in range(10):
         counts = torch.bincount(groups[labels == c], minlength=10)
         assert counts[c] == 90
-        others = torch.cat([counts[:c], counts[c + 1:]])
+        others = torch.cat([counts[:c], counts[c + 1 :]])
         assert others.max() - others.min() <= 1 and others.sum() == 10
 
 
@@ -29,7 +28,7 @@ def test_uniform_test_colors():
 def test_foreground_and_background_coloring():
     gray = torch.tensor([[[0, 127], [128, 255]]], dtype=torch.uint8)
     fg = colorize(gray, torch.tensor([1]), "foreground", pad_first=False)
-    assert fg.shape == (1, 3, 32, 32)                      # padded to 32
+    assert fg.shape == (1, 3, 32, 32)  # padded to 32
     inner = fg[0, :, 15:17, 15:17]
     assert inner[:, 0, 0].tolist() == [0, 0, 0] and inner[:, 0, 1].tolist() == [0, 0, 0]
     assert inner[:, 1, 0].tolist() == COLORS[1].int().tolist() == inner[:, 1, 1].tolist()
@@ -46,7 +45,7 @@ def test_cmnist_from_native_idx_files(tmp_path, compress):
     train, test = splits.train, splits.test
     assert train.image_shape == (3, 32, 32) and len(train) == 200 and len(test) == 100
     counts = train.counts()
-    assert torch.equal(counts.diagonal(), torch.full((10,), 18))   # int(0.9 * 20)
+    assert torch.equal(counts.diagonal(), torch.full((10,), 18))  # int(0.9 * 20)
     assert torch.equal(test.counts(), torch.ones(10, 10, dtype=torch.long))
     assert splits.source.endswith("MNIST/raw")
 
@@ -82,7 +81,7 @@ def test_embedded_mini_needs_no_files(tmp_path):
     assert torch.equal(splits.train.counts().diagonal(), torch.full((10,), 360))
     assert splits.test.counts().min() == 10
     again = load_dataset("cmnist-mini", tmp_path)
-    assert torch.equal(splits.train.images, again.train.images)   # deterministic split and colors
+    assert torch.equal(splits.train.images, again.train.images)  # deterministic split and colors
     np.testing.assert_array_equal(splits.test.groups.numpy(), again.test.groups.numpy())
 
 
@@ -92,7 +91,7 @@ def test_reference_pads_top_left_before_coloring():
     bg = colorize(gray, torch.tensor([2]), "background")
     assert bg.shape == (1, 3, 32, 32)
     assert (bg[0, :, :4, :] == COLORS[2].view(3, 1, 1)).all() and (bg[0, :, :, :4] == COLORS[2].view(3, 1, 1)).all()
-    assert (bg[0, :, 4:, 4:] == 0).all()                   # the digit (all ink) is black, no bottom/right pad
+    assert (bg[0, :, 4:, 4:] == 0).all()  # the digit (all ink) is black, no bottom/right pad
 
 
 def _reference_stream(labels_by_split, rho_by_split):

@@ -3,8 +3,8 @@
 import shutil
 from pathlib import Path
 
-from fairbench.entries import read_entries
-from fairbench.render import render_leaderboard
+from fairbench.board.entries import read_entries
+from fairbench.board.render import render_leaderboard
 
 BOARD = Path(__file__).resolve().parents[1] / "leaderboard"
 
@@ -13,8 +13,9 @@ def test_the_committed_tables_are_the_rendering_of_the_committed_entries(tmp_pat
     shutil.copytree(BOARD / "entries", tmp_path / "entries")
     render_leaderboard(tmp_path)
     for name in ("README.md", "leaderboard.tex"):
-        assert (tmp_path / name).read_text() == (BOARD / name).read_text(), \
+        assert (tmp_path / name).read_text() == (BOARD / name).read_text(), (
             f"leaderboard/{name} is not its entries' rendering: run fairbench leaderboard render"
+        )
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(p.name for p in (BOARD / "plots").iterdir())
 
 

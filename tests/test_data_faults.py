@@ -2,13 +2,12 @@
 
 import numpy as np
 import pytest
-
-from fairbench.data import load_dataset
-from fairbench.data.cache import cached_images, entry_path
-from fairbench.errors import FairbenchError
-
 from native_files import write_idx, write_mnist, write_utkface
 from test_cli import assert_clean_error
+
+from fairbench.core.errors import FairbenchError
+from fairbench.data import load_dataset
+from fairbench.data.cache import cached_images, entry_path
 
 
 def test_label_out_of_range_in_an_idx_file_names_the_file(tmp_path, fairbench_cli):
@@ -23,8 +22,9 @@ def test_label_out_of_range_in_an_idx_file_names_the_file(tmp_path, fairbench_cl
 def test_an_empty_split_is_an_error_from_the_loader(tmp_path):
     # one image per (age bin, race) cell: the balanced test split takes them all, train is empty
     write_utkface(tmp_path, [(age, 0, race) for age in (5, 25, 50) for race in range(4)])
-    with pytest.raises(FairbenchError,
-                       match="dataset 'utkface': the train split of .* is empty with .*test_per_cell=3"):
+    with pytest.raises(
+        FairbenchError, match="dataset 'utkface': the train split of .* is empty with .*test_per_cell=3"
+    ):
         load_dataset("utkface", tmp_path, {"test_per_cell": 3, "image_size": 8})
 
 
@@ -35,11 +35,11 @@ def test_an_unreadable_cache_entry_is_named_set_aside_and_rebuilt(tmp_path, monk
     decoded = np.arange(12, dtype=np.uint8).reshape(1, 3, 2, 2)
     np.testing.assert_array_equal(cached_images("toy", {"size": 2}, [str(source)], lambda: decoded, ""), decoded)
     path = entry_path("toy", {"size": 2}, [str(source)], "")
-    path.write_bytes(path.read_bytes()[:20])                      # a truncated entry
+    path.write_bytes(path.read_bytes()[:20])  # a truncated entry
     with caplog.at_level("WARNING"):
         again = cached_images("toy", {"size": 2}, [str(source)], lambda: decoded + 1, "")
-    np.testing.assert_array_equal(again, decoded + 1)               # recomputed, not a traceback
+    np.testing.assert_array_equal(again, decoded + 1)  # recomputed, not a traceback
     assert str(path) in caplog.text
     aside = list(path.parent.glob(f"{path.name}.unreadable*"))
-    assert len(aside) == 1 and aside[0].stat().st_size == 20        # kept for a look, out of the way
-    np.testing.assert_array_equal(np.load(path), decoded + 1)       # and the entry is whole again
+    assert len(aside) == 1 and aside[0].stat().st_size == 20  # kept for a look, out of the way
+    np.testing.assert_array_equal(np.load(path), decoded + 1)  # and the entry is whole again

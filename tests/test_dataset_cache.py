@@ -6,12 +6,11 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from native_files import write_celeba
 
 import fairbench.data.celeba as celeba_module
 from fairbench.data import load_dataset
 from fairbench.data.cache import cache_dir
-
-from native_files import write_celeba
 
 CELLS = {(0, 0, 0): 4, (0, 1, 1): 4, (2, 0, 0): 2, (2, 1, 0): 2, (2, 0, 1): 2, (2, 1, 1): 2}
 

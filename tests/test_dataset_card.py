@@ -4,10 +4,9 @@ import json
 import time
 
 import pytest
+from native_files import write_bffhq, write_cifar10, write_mnist
 
 from fairbench.cli import main
-
-from native_files import write_bffhq, write_cifar10, write_mnist
 
 
 def card(capsys, *args):
@@ -40,15 +39,18 @@ def test_embedded_dataset_needs_no_settings(capsys):
     assert about["splits"]["train"]["n"] == 4000 and about["splits"]["test"]["n"] == 1000
 
 
-@pytest.mark.parametrize("args,fragments", [
-    (["nope"], ["unknown dataset 'nope'", "celeba, cfmnist"]),
-    (["cmnist-mini", "rho"], ["malformed override 'rho'"]),
-    (["cmnist-mini", "target=Male"], ["dataset 'cmnist-mini' has no setting target", "rho"]),
-    (["cmnist-mini", "rho=high"], ["wrong type"]),
-    (["cmnist", "rho=1.5", "data_root=DATA"], ["rho must lie in (0, 1]"]),
-    (["utkface", "data_root=DATA"], ["UTKFace not found", "susanqq.github.io"]),
-    (["cmnist", "download=maybe"], ["download must be true or false"]),
-])
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (["nope"], ["unknown dataset 'nope'", "celeba, cfmnist"]),
+        (["cmnist-mini", "rho"], ["malformed override 'rho'"]),
+        (["cmnist-mini", "target=Male"], ["dataset 'cmnist-mini' has no setting target", "rho"]),
+        (["cmnist-mini", "rho=high"], ["wrong type"]),
+        (["cmnist", "rho=1.5", "data_root=DATA"], ["rho must lie in (0, 1]"]),
+        (["utkface", "data_root=DATA"], ["UTKFace not found", "susanqq.github.io"]),
+        (["cmnist", "download=maybe"], ["download must be true or false"]),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, fragments):
     write_mnist(tmp_path / "data", per_class_train=2, per_class_test=1)
     args = [a.replace("DATA", str(tmp_path / "data")) for a in args]

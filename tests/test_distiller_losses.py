@@ -19,7 +19,7 @@ def batch():
     net = build_model("convnet", 3, C, 8, width=4, depth=2)
     real = torch.randn(8, 3, 8, 8)
     labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
-    groups = torch.tensor([0, 0, 0, 1, 1, 1, 0, 1])   # class 0: 3 + 1, class 1: 1 + 3
+    groups = torch.tensor([0, 0, 0, 1, 1, 1, 0, 1])  # class 0: 3 + 1, class 1: 1 + 3
     syn = torch.randn(C, 2, 3, 8, 8, requires_grad=True)
     syn_labels = torch.tensor([[0, 0], [1, 1]])
     return net, real, labels, groups, syn, syn_labels
@@ -48,19 +48,22 @@ def group_mask(labels, groups, c, g=None):
 def test_dc_loss_matches_the_direct_formula(batch, aggregation):
     net, real, labels, groups, syn, syn_labels = batch
     terms = matching_terms(aggregation, labels, groups, C, G)
-    loss = layerwise_distance(real_gradient_targets(net, terms, real, labels),
-                              class_gradients(net, syn, syn_labels), terms.active)
+    loss = layerwise_distance(
+        real_gradient_targets(net, terms, real, labels), class_gradients(net, syn, syn_labels), terms.active
+    )
     expected = 0.0
     for c in range(C):
         syn_grad = weight_grads(net, syn[c], syn_labels[c], torch.full((2,), 0.5))
-        if aggregation == "vanilla":     # pooled class gradient
+        if aggregation == "vanilla":  # pooled class gradient
             mask = group_mask(labels, groups, c)
             targets = [weight_grads(net, real[mask], labels[mask], torch.full((int(mask.sum()),), 1 / mask.sum()))]
         else:
             per_group = []
             for g in range(G):
                 mask = group_mask(labels, groups, c, g)
-                per_group.append(weight_grads(net, real[mask], labels[mask], torch.full((int(mask.sum()),), 1 / mask.sum())))
+                per_group.append(
+                    weight_grads(net, real[mask], labels[mask], torch.full((int(mask.sum()),), 1 / mask.sum()))
+                )
             # FairDD: one term per group, summed; COBRA: one term, the layer-wise mean of group gradients
             targets = per_group if aggregation == "fairdd" else [[(a + b) / 2 for a, b in zip(*per_group)]]
         expected = expected + sum(dc_distance(t, syn_grad) for t in targets)
@@ -83,8 +86,12 @@ def test_cobra_gradient_target_is_the_mean_of_group_gradients_not_the_pooled_one
 @pytest.mark.parametrize("aggregation", ["vanilla", "fairdd", "cobra", "wbary"])
 def test_cafe_loss_matches_the_direct_formula(batch, aggregation):
     net, real, labels, groups, syn, syn_labels = batch
-    hparams = {**method_hparams(f"cafe+{aggregation}" if aggregation != "vanilla" else "cafe", "", 10),
-               "ot_reg": 1e-3, "ot_iterations": 200, "bary_iterations": 5}
+    hparams = {
+        **method_hparams(f"cafe+{aggregation}" if aggregation != "vanilla" else "cafe", "", 10),
+        "ot_reg": 1e-3,
+        "ot_iterations": 200,
+        "bary_iterations": 5,
+    }
     cafe = build_distiller("cafe" if aggregation == "vanilla" else f"cafe+{aggregation}", hparams)
     stats = cafe.synthetic_statistics(net, syn, syn_labels)
     loss = cafe.matching_loss(cafe.real_target(net, real, labels, groups, C, G, stats), stats)
@@ -96,9 +103,9 @@ def test_cafe_loss_matches_the_direct_formula(batch, aggregation):
     for depth, (rb, sb) in enumerate(zip(real_blocks, syn_blocks)):
         last = depth == len(real_blocks) - 1
         for c in range(C):
-            syn_mean = sb[2 * c:2 * c + 2].mean(0)
+            syn_mean = sb[2 * c : 2 * c + 2].mean(0)
             if aggregation == "wbary" and last:
-                continue    # checked below: the final block is matched to the barycenter
+                continue  # checked below: the final block is matched to the barycenter
             if aggregation == "fairdd":
                 for g in range(G):
                     mask = group_mask(labels, groups, c, g)
@@ -114,7 +121,8 @@ def test_cafe_loss_matches_the_direct_formula(batch, aggregation):
     expected = expected + hparams["discrimination_weight"] * discrimination
     if aggregation == "wbary":
         loss = loss - cafe.real_target(net, real, labels, groups, C, G, stats)[1].loss(
-            syn_blocks[-1].flatten(1).view(C, 2, -1))
+            syn_blocks[-1].flatten(1).view(C, 2, -1)
+        )
     torch.testing.assert_close(loss, expected, rtol=1e-4, atol=1e-4)
 
 
@@ -154,8 +162,9 @@ def test_mtt_unroll_is_plain_sgd_and_the_loss_is_zero_on_the_target():
         optimizer.zero_grad()
         F.cross_entropy(manual(images.detach()), labels).backward()
         optimizer.step()
-    torch.testing.assert_close(end.detach(), torch.nn.utils.parameters_to_vector(manual.parameters()).detach(),
-                               rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(
+        end.detach(), torch.nn.utils.parameters_to_vector(manual.parameters()).detach(), rtol=1e-4, atol=1e-6
+    )
     # a student that lands on the expert's target costs nothing; one that stays put costs 1
     target = end.detach()
     loss = trajectory_loss(end, start, target)
@@ -173,8 +182,9 @@ def test_idc_mosaics_decode_into_factor_squared_images_of_their_class():
 
     torch.manual_seed(0)
     images = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
-    train = GroupDataset(images, torch.arange(2).repeat_interleave(8), torch.zeros(16), ["a", "b"], ["g"],
-                         (0.5,) * 3, (0.5,) * 3)
+    train = GroupDataset(
+        images, torch.arange(2).repeat_interleave(8), torch.zeros(16), ["a", "b"], ["g"], (0.5,) * 3, (0.5,) * 3
+    )
     idc = build_distiller("idc", method_hparams("idc", "", 2))
     stored, labels = idc.initial_images(train, 2, ClassSampler(train.labels, 2))
     assert stored.shape == (4, 3, 8, 8) and labels.tolist() == [0, 0, 1, 1]
@@ -192,7 +202,7 @@ def test_dc_targets_with_unequal_class_counts_are_each_class_mean_gradient(batch
     """Up to real_batch per class gives classes different counts: the per-sample path must give
     each class the mean gradient of its own images, as the reference's per-class loop does."""
     net, real, labels, groups, _, _ = batch
-    keep = torch.tensor([0, 1, 2, 3, 4, 5])            # class 0: 4 images, class 1: 2
+    keep = torch.tensor([0, 1, 2, 3, 4, 5])  # class 0: 4 images, class 1: 2
     real, labels, groups = real[keep], labels[keep], groups[keep]
     terms = matching_terms(aggregation, labels, groups, C, G)
     targets = real_gradient_targets(net, terms, real, labels, equal_counts=False)
@@ -205,8 +215,9 @@ def test_dc_targets_with_unequal_class_counts_are_each_class_mean_gradient(batch
             per_group = []
             for g in groups[labels == c].unique().tolist():
                 mask = group_mask(labels, groups, c, g)
-                per_group.append(weight_grads(net, real[mask], labels[mask],
-                                              torch.full((int(mask.sum()),), 1 / mask.sum())))
+                per_group.append(
+                    weight_grads(net, real[mask], labels[mask], torch.full((int(mask.sum()),), 1 / mask.sum()))
+                )
             expected = [sum(gs) / len(gs) for gs in zip(*per_group)]
         for name, grad in zip(params, expected):
             torch.testing.assert_close(targets[name][c, 0], grad.detach(), rtol=1e-4, atol=1e-6)

@@ -5,19 +5,26 @@ import subprocess
 
 import pandas as pd
 import pytest
-
-from fairbench.leaderboard import COLUMNS
-from fairbench.metrics import METRICS
-
 from conftest import checkout_env, fairbench_command
+
+from fairbench.evaluation.metrics import METRICS
+from fairbench.report.tables import COLUMNS
 
 
 @pytest.fixture(scope="module")
 def ci_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("ci")
-    procs = [subprocess.run(fairbench_command("run", "suite=ci", f"out={root / name}"), cwd=root,
-                            env=checkout_env(), capture_output=True, text=True, timeout=600)
-             for name in ("a", "b")]
+    procs = [
+        subprocess.run(
+            fairbench_command("run", "suite=ci", f"out={root / name}"),
+            cwd=root,
+            env=checkout_env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        for name in ("a", "b")
+    ]
     return root, procs
 
 

@@ -4,14 +4,14 @@ import pytest
 import torch
 from torch import nn
 
-from fairbench.augment import DSA
 from fairbench.data import GroupDataset
 from fairbench.distill import SyntheticSet
-from fairbench.ensemble import Ensemble, vectorisation_blocker
-from fairbench.evaluate import evaluate_synthetic, evaluator_spec, seeded_members
+from fairbench.evaluation.evaluate import evaluate_synthetic, evaluator_spec, seeded_members
 from fairbench.models import build_model
-from fairbench.rng import TrainingRNG
-from fairbench.train import fit, train_classifier
+from fairbench.training.augment import DSA
+from fairbench.training.ensemble import Ensemble, vectorisation_blocker
+from fairbench.training.rng import TrainingRNG
+from fairbench.training.train import fit, train_classifier
 
 # Three epochs of three batches each, crossing the lr milestone (epoch E//2 + 1 = 2).
 TRAIN = dict(epochs=3, lr=0.05, momentum=0.9, weight_decay=5e-4, batch_size=8)
@@ -30,9 +30,11 @@ def data(dtype):
     return torch.randn(20, 3, 16, 16, generator=generator, dtype=dtype), torch.arange(20) % 10
 
 
-@pytest.mark.parametrize("arch,kwargs", [("convnet", {"width": 8}),
-                                         ("resnet", {"width": 4, "blocks": (1, 1), "norm": "batch"})],
-                         ids=["convnet", "resnet-bn"])
+@pytest.mark.parametrize(
+    "arch,kwargs",
+    [("convnet", {"width": 8}), ("resnet", {"width": 4, "blocks": (1, 1), "norm": "batch"})],
+    ids=["convnet", "resnet-bn"],
+)
 def test_ensemble_equals_sequential_in_float64(arch, kwargs):
     """Same initialisation, shuffles, augmentation draws, optimizer and schedule per member: in
     float64 the only difference left, the order of sums inside batched kernels, is ~1e-14. Batch
@@ -56,8 +58,10 @@ def test_float32_ensemble_stays_within_reassociation_error_of_sequential():
     drifts to ~1e-2, which is why exactness is checked in float64 above."""
     images, labels = data(torch.float32)
     train = dict(TRAIN, lr=0.01)
-    sequential = [train_classifier(m, images, labels, augment=DSA(), rng=r, **train)
-                  for m, r in members("convnet", {"width": 8}, torch.float32)]
+    sequential = [
+        train_classifier(m, images, labels, augment=DSA(), rng=r, **train)
+        for m, r in members("convnet", {"width": 8}, torch.float32)
+    ]
     models, rngs = zip(*members("convnet", {"width": 8}, torch.float32))
     ensemble = Ensemble(list(models))
     fit(ensemble, images, labels, rngs, augment=DSA(), **train)
@@ -73,7 +77,7 @@ def test_own_streams_reproduce_training_from_the_global_generator():
     torch.manual_seed(3)
     model = build_model("convnet", 3, 10, 16, width=8)
     global_trained = train_classifier(model, images, labels, augment=DSA(), **TRAIN)
-    (own, rng), = seeded_members({"arch": "convnet", "model": {"width": 8}}, (3, 16, 16), 10, [3], "cpu")
+    ((own, rng),) = seeded_members({"arch": "convnet", "model": {"width": 8}}, (3, 16, 16), 10, [3], "cpu")
     train_classifier(own, images, labels, augment=DSA(), rng=rng, **TRAIN)
     for a, b in zip(global_trained.parameters(), own.parameters()):
         assert torch.equal(a, b)
@@ -104,9 +108,15 @@ def test_random_forward_passes_are_not_vectorised():
 
 def tiny_task(num_test=200):
     generator = torch.Generator().manual_seed(0)
-    test = GroupDataset(torch.randint(0, 256, (num_test, 3, 28, 28), dtype=torch.uint8, generator=generator),
-                        torch.arange(num_test) % 10, torch.arange(num_test) % 2, [str(c) for c in range(10)],
-                        ["a", "b"], (0.5,) * 3, (0.5,) * 3)
+    test = GroupDataset(
+        torch.randint(0, 256, (num_test, 3, 28, 28), dtype=torch.uint8, generator=generator),
+        torch.arange(num_test) % 10,
+        torch.arange(num_test) % 2,
+        [str(c) for c in range(10)],
+        ["a", "b"],
+        (0.5,) * 3,
+        (0.5,) * 3,
+    )
     syn = SyntheticSet(torch.randn(20, 3, 28, 28, generator=generator), torch.arange(20) % 10)
     return syn, test
 

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from fairbench.augment import DSA
-from fairbench.errors import FairbenchError
-from fairbench.evaluate import check_evaluator, check_fits, evaluator_names, evaluator_spec, make_model
-from fairbench.train import batch_slices, train_classifier
+from fairbench.core.errors import FairbenchError
+from fairbench.evaluation.evaluate import check_evaluator, check_fits, evaluator_names, evaluator_spec, make_model
+from fairbench.training.augment import DSA
+from fairbench.training.train import batch_slices, train_classifier
 
 # Tiny widths keep the whole matrix to seconds; timm's test_* models are its own miniatures.
 EVALUATORS = {
@@ -73,7 +73,7 @@ def test_timm_resnet18_keeps_a_2x2_map_where_its_stem_would_leave_1x1(size):
 
 def test_timm_vgg11_takes_28x28_once_resized():
     check_fits(evaluator_spec("timm:vgg11"), (1, 28, 28), 10)
-    with pytest.raises(FairbenchError, match="cannot take 1x28x28"):   # at its own 28x28, its last pool fails
+    with pytest.raises(FairbenchError, match="cannot take 1x28x28"):  # at its own 28x28, its last pool fails
         check_fits(evaluator_spec("timm:vgg11", {}, {"min_feature_size": 0}), (1, 28, 28), 10)
 
 
@@ -82,11 +82,14 @@ def test_timm_min_feature_size_is_a_model_setting():
     assert model.input_size == 3 * 32
 
 
-@pytest.mark.parametrize("name,fragments", [
-    ("timm:resnet1800", ["unknown timm model 'resnet1800'", "resnet18"]),
-    ("timm", ["unknown evaluator 'timm'", "timm:<model>", "resnet18-bn"]),
-    ("resnet", ["unknown evaluator 'resnet'", "resnet18"]),
-])
+@pytest.mark.parametrize(
+    "name,fragments",
+    [
+        ("timm:resnet1800", ["unknown timm model 'resnet1800'", "resnet18"]),
+        ("timm", ["unknown evaluator 'timm'", "timm:<model>", "resnet18-bn"]),
+        ("resnet", ["unknown evaluator 'resnet'", "resnet18"]),
+    ],
+)
 def test_bad_names_are_clear(name, fragments):
     with pytest.raises(FairbenchError) as error:
         check_evaluator(name)

@@ -5,16 +5,24 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+from native_files import CELEBA_ATTRIBUTES, write_bffhq, write_celeba, write_utkface
 from PIL import Image
 
+from fairbench.core.errors import DataNotFoundError, FairbenchError
 from fairbench.data import load_dataset
-from fairbench.errors import DataNotFoundError, FairbenchError
-
-from native_files import CELEBA_ATTRIBUTES, write_bffhq, write_celeba, write_utkface
 
 # (partition, attractive, male) → images; partition 1 (validation) is never used.
-CELEBA_CELLS = {(0, 0, 0): 5, (0, 1, 0): 3, (0, 0, 1): 4, (0, 1, 1): 2, (1, 1, 1): 3,
-                (2, 0, 0): 4, (2, 1, 0): 3, (2, 0, 1): 2, (2, 1, 1): 5}
+CELEBA_CELLS = {
+    (0, 0, 0): 5,
+    (0, 1, 0): 3,
+    (0, 0, 1): 4,
+    (0, 1, 1): 2,
+    (1, 1, 1): 3,
+    (2, 0, 0): 4,
+    (2, 1, 0): 3,
+    (2, 0, 1): 2,
+    (2, 1, 1): 5,
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +45,20 @@ def test_celeba_train_is_the_train_partition_and_test_is_balanced(celeba_root):
 
 def test_celeba_other_attributes_follow_the_attribute_file(celeba_root):
     splits = load_dataset("celeba", celeba_root, {"target": "Blond_Hair", "group": "Young", "image_size": 32})
-    table = pd.read_csv(celeba_root / "celeba" / "list_attr_celeba.txt", sep=r"\s+", skiprows=2, header=None,
-                        names=["file", *CELEBA_ATTRIBUTES], index_col=0)
+    table = pd.read_csv(
+        celeba_root / "celeba" / "list_attr_celeba.txt",
+        sep=r"\s+",
+        skiprows=2,
+        header=None,
+        names=["file", *CELEBA_ATTRIBUTES],
+        index_col=0,
+    )
     partition = np.loadtxt(celeba_root / "celeba" / "list_eval_partition.txt", dtype=str)[:, 1].astype(int)
     train = table[partition == 0]
-    expected = [[int((((train.Blond_Hair > 0) == bool(b)) & ((train.Young > 0) == bool(y))).sum()) for y in (0, 1)]
-                for b in (0, 1)]
+    expected = [
+        [int((((train.Blond_Hair > 0) == bool(b)) & ((train.Young > 0) == bool(y))).sum()) for y in (0, 1)]
+        for b in (0, 1)
+    ]
     assert splits.train.counts().tolist() == expected
     assert splits.train.image_shape == (3, 32, 32)
     counts = splits.test.counts()
@@ -51,7 +67,7 @@ def test_celeba_other_attributes_follow_the_attribute_file(celeba_root):
 
 def test_celeba_center_crops_178_then_resizes(tmp_path):
     folder = write_celeba(tmp_path, {(0, 0, 0): 1, (2, 0, 0): 1, (2, 1, 0): 1, (2, 0, 1): 1, (2, 1, 1): 1})
-    image = np.zeros((218, 178, 3), dtype=np.uint8)     # rows outside the centered 178 square are red
+    image = np.zeros((218, 178, 3), dtype=np.uint8)  # rows outside the centered 178 square are red
     image[:, :, 0] = 255
     image[20:198] = [0, 0, 200]
     Image.fromarray(image).save(folder / "img_align_celeba" / "000001.jpg", quality=100)
@@ -66,18 +82,29 @@ def test_celeba_unknown_attribute_lists_the_valid_ones(celeba_root):
         load_dataset("celeba", celeba_root, {"target": "Male"})
 
 
-@pytest.mark.parametrize("damage,message", [
-    (lambda f: (f / "list_attr_celeba.txt").write_text(
-        "\n".join((f / "list_attr_celeba.txt").read_text().splitlines()[:-3]) + "\n"),
-     "list_attr_celeba.txt: truncated"),
-    (lambda f: (f / "list_eval_partition.txt").write_text(
-        "\n".join((f / "list_eval_partition.txt").read_text().splitlines()[:-1]) + "\n"),
-     "list_eval_partition.txt: truncated or malformed: no partition for 1 images"),
-    (lambda f: (f / "img_align_celeba" / "000002.jpg").write_bytes(b"\xff\xd8\xff not a jpeg"),
-     "000002.jpg: cannot decode image"),
-    (lambda f: (f / "img_align_celeba" / "000003.jpg").unlink(), "000003.jpg not found"),
-    (lambda f: (f / "list_eval_partition.txt").unlink(), "list_eval_partition.txt not found.*mmlab"),
-])
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        (
+            lambda f: (f / "list_attr_celeba.txt").write_text(
+                "\n".join((f / "list_attr_celeba.txt").read_text().splitlines()[:-3]) + "\n"
+            ),
+            "list_attr_celeba.txt: truncated",
+        ),
+        (
+            lambda f: (f / "list_eval_partition.txt").write_text(
+                "\n".join((f / "list_eval_partition.txt").read_text().splitlines()[:-1]) + "\n"
+            ),
+            "list_eval_partition.txt: truncated or malformed: no partition for 1 images",
+        ),
+        (
+            lambda f: (f / "img_align_celeba" / "000002.jpg").write_bytes(b"\xff\xd8\xff not a jpeg"),
+            "000002.jpg: cannot decode image",
+        ),
+        (lambda f: (f / "img_align_celeba" / "000003.jpg").unlink(), "000003.jpg not found"),
+        (lambda f: (f / "list_eval_partition.txt").unlink(), "list_eval_partition.txt not found.*mmlab"),
+    ],
+)
 def test_celeba_damage_is_named(tmp_path, damage, message):
     folder = write_celeba(tmp_path, {(0, 0, 0): 3, (2, 0, 0): 1, (2, 1, 0): 1, (2, 0, 1): 1, (2, 1, 1): 1})
     damage(folder)
@@ -118,7 +145,7 @@ def test_utkface_age_bins_groups_and_others_dropped(tmp_path, caplog, by):
 
 def test_utkface_test_cells_shrink_to_the_smallest(tmp_path):
     write_utkface(tmp_path, UTK_PEOPLE)
-    splits = load_dataset("utkface", tmp_path)        # test_per_cell 100 > every cell
+    splits = load_dataset("utkface", tmp_path)  # test_per_cell 100 > every cell
     smallest = int(expected_utk_cells("race").min())
     assert (splits.test.counts() == smallest).all()
     assert len(splits.train) == expected_utk_cells("race").sum() - 12 * smallest

@@ -8,19 +8,26 @@ import time
 
 import pytest
 import torch
-
-from fairbench.config import resolve_run_config
-from fairbench.errors import FairbenchError
-from fairbench.harness import run_suite
-from fairbench.launchers import get_launcher
-from fairbench.launchers.slurm import run_cell_to_file
-from fairbench.plan import make_plan
-from fairbench.results import read_records
-
 from conftest import checkout_env, fairbench_command
 
-TINY = ["suite=ci", "ipc=[2]", "num_eval=1", "eval.epochs=1", "models.convnet.width=4", "distill.iterations=1",
-        "distill.real_batch=4", "distill.warmup_epochs=1"]
+from fairbench.core.errors import FairbenchError
+from fairbench.run.config import resolve_run_config
+from fairbench.run.driver import run_suite
+from fairbench.run.launchers import get_launcher
+from fairbench.run.launchers.slurm import run_cell_to_file
+from fairbench.run.plan import make_plan
+from fairbench.run.results import read_records
+
+TINY = [
+    "suite=ci",
+    "ipc=[2]",
+    "num_eval=1",
+    "eval.epochs=1",
+    "models.convnet.width=4",
+    "distill.iterations=1",
+    "distill.real_batch=4",
+    "distill.warmup_epochs=1",
+]
 TWO = TINY + ["methods=[random,dm]"]
 
 
@@ -47,7 +54,7 @@ def test_ray_gives_the_local_metrics_and_a_rerun_adds_nothing(reference, tmp_pat
     assert not failures and metrics(out) == reference and len(frame) == 2
     assert sum("cells done" in line for line in logged) == 2 and "ETA" in logged[-2]
     before = (out / "results.jsonl").read_text()
-    run_suite(config)                       # all finished: no task, no cluster, nothing appended
+    run_suite(config)  # all finished: no task, no cluster, nothing appended
     assert (out / "results.jsonl").read_text() == before
 
 
@@ -55,7 +62,7 @@ def test_slurm_local_gives_the_local_metrics_and_merges_jobs_left_by_a_dead_driv
     pytest.importorskip("submitit")
     config = resolve_run_config(TWO + [f"out={tmp_path}", "launcher=slurm", "slurm.cluster=local"])
     orphan = make_plan(config)[1]
-    run_cell_to_file(orphan, {**config, "out": str(tmp_path)})   # a job whose driver died before merging it
+    run_cell_to_file(orphan, {**config, "out": str(tmp_path)})  # a job whose driver died before merging it
     logged = []
     out, _, failures = run_suite(config, log=logged.append)
     assert not failures and "merged 1 records" in "\n".join(logged)
@@ -67,12 +74,14 @@ def test_slurm_local_gives_the_local_metrics_and_merges_jobs_left_by_a_dead_driv
 @pytest.mark.parametrize("launcher, extra", [("ray", "ray"), ("slurm", "slurm")])
 def test_a_missing_launcher_package_names_its_extra(monkeypatch, launcher, extra):
     import importlib
+
     real = importlib.import_module
 
     def without(name, *args):
         if name in ("ray", "submitit"):
             raise ImportError(name)
         return real(name, *args)
+
     monkeypatch.setattr(importlib, "import_module", without)
     with pytest.raises(FairbenchError, match=rf'pip install -e "\.\[{extra}\]"'):
         get_launcher(launcher)
@@ -90,8 +99,9 @@ def test_unknown_runner_settings_are_refused():
 
 
 def start(args):
-    return subprocess.Popen(fairbench_command(*args), env=checkout_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        fairbench_command(*args), env=checkout_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def wait_for(proc, ready, timeout=300):
@@ -108,7 +118,7 @@ def lines(out):
 def test_sigterm_and_kill_9_then_resume_lose_and_duplicate_nothing(reference, tmp_path):
     out = tmp_path / "out"
     args = ["run", *TWO, f"out={out}"]
-    first = start(args)                                  # SIGTERM once the run holds the folder
+    first = start(args)  # SIGTERM once the run holds the folder
     wait_for(first, lambda: (out / ".lock.json").exists())
     first.send_signal(signal.SIGTERM)
     _, err = first.communicate(timeout=120)
@@ -116,23 +126,25 @@ def test_sigterm_and_kill_9_then_resume_lose_and_duplicate_nothing(reference, tm
     resume = err.strip().splitlines()[-1].strip()
     assert resume.startswith("fairbench run ") and f"out={out}" in resume and "suite=ci" in resume
 
-    second = start(args)                                 # kill -9 after its first record
+    second = start(args)  # kill -9 after its first record
     wait_for(second, lambda: lines(out) >= 1)
     second.kill()
     second.wait(timeout=60)
-    with open(out / "results.jsonl", "a") as f:          # and a kill -9 in the middle of an append
+    with open(out / "results.jsonl", "a") as f:  # and a kill -9 in the middle of an append
         f.write('{"cell_id": "torn", "metr')
 
-    third = subprocess.run(fairbench_command(*shlex.split(resume)[1:]), env=checkout_env(),
-                           capture_output=True, text=True, timeout=300)
+    third = subprocess.run(
+        fairbench_command(*shlex.split(resume)[1:]), env=checkout_env(), capture_output=True, text=True, timeout=300
+    )
     assert third.returncode == 0, third.stderr
     assert "torn last line" in third.stderr
-    assert metrics(out) == reference                     # every cell once, the local loop's numbers
+    assert metrics(out) == reference  # every cell once, the local loop's numbers
 
 
 def test_slurm_without_slurm_points_to_the_local_cluster(tmp_path, monkeypatch):
     submitit = pytest.importorskip("submitit")
-    from fairbench.launchers import slurm
+    from fairbench.run.launchers import slurm
+
     monkeypatch.setattr(slurm.shutil, "which", lambda name: None)
     config = resolve_run_config(TWO + [f"out={tmp_path}", "launcher=slurm"])
     with pytest.raises(FairbenchError, match="no Slurm here .*slurm.cluster=local"):

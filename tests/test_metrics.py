@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from fairbench.metrics import group_fairness
+from fairbench.evaluation.metrics import group_fairness
 
 
 def test_hand_computed_two_groups():
@@ -37,8 +37,8 @@ def test_skip_leaves_an_empty_cell_out():
     p = torch.tensor([0, 1, 1])
     g = torch.tensor([0, 0, 1])
     m = group_fairness(y, p, g, 2, 2, undefined="skip")
-    assert m["deo_max"] == pytest.approx(100.0)   # class 0: recall 1 in g0, 0 in g1
-    assert m["deo_mean"] == pytest.approx(50.0)   # (100 + 0) / 2, class 1 has one cell
+    assert m["deo_max"] == pytest.approx(100.0)  # class 0: recall 1 in g0, 0 in g1
+    assert m["deo_mean"] == pytest.approx(50.0)  # (100 + 0) / 2, class 1 has one cell
     # precision class 1: g0 1/1, g1 0/1 → 100; class 0: g0 1/1, g1 undefined → 0
     assert m["suff_max"] == pytest.approx(100.0)
     assert m["suff_mean"] == pytest.approx(50.0)
@@ -51,7 +51,7 @@ def test_skip_leaves_a_class_never_predicted_out():
     g = np.array([0, 0, 1, 1])
     m = group_fairness(y, p, g, 2, 2, undefined="skip")
     assert m["acc"] == pytest.approx(50.0)
-    assert m["deo_max"] == pytest.approx(0.0)   # both groups: recall 1 for class 0, 0 for class 1
+    assert m["deo_max"] == pytest.approx(0.0)  # both groups: recall 1 for class 0, 0 for class 1
     assert m["suff_max"] == pytest.approx(0.0)  # only class 0 defined: 1/2 in both groups
 
 
@@ -64,7 +64,7 @@ def test_zero_is_the_default_and_counts_an_empty_cell_as_zero():
     m = group_fairness(y, p, g, 2, 2)
     assert m == group_fairness(y, p, g, 2, 2, undefined="zero")
     assert m["deo_max"] == pytest.approx(100.0)
-    assert m["deo_mean"] == pytest.approx(100.0)   # (100 + 100) / 2
+    assert m["deo_mean"] == pytest.approx(100.0)  # (100 + 100) / 2
     assert m["suff_max"] == pytest.approx(100.0)
     assert m["suff_mean"] == pytest.approx(100.0)  # class 0: g0 1/1, g1 no predictions → 0
 
@@ -108,8 +108,15 @@ def test_perfect_predictions_have_no_gap():
     y = rng.integers(0, 5, 200)
     g = rng.integers(0, 3, 200)
     m = group_fairness(y, y, g, 5, 3)
-    assert m == {"acc": 100.0, "deo_max": 0.0, "deo_mean": 0.0, "suff_max": 0.0, "suff_mean": 0.0,
-                 "worst_group_acc": 100.0, "group_acc": [100.0, 100.0, 100.0]}
+    assert m == {
+        "acc": 100.0,
+        "deo_max": 0.0,
+        "deo_mean": 0.0,
+        "suff_max": 0.0,
+        "suff_mean": 0.0,
+        "worst_group_acc": 100.0,
+        "group_acc": [100.0, 100.0, 100.0],
+    }
 
 
 def test_length_mismatch_is_refused():

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from fairbench.core.errors import FairbenchError
 from fairbench.distill.sampling import ClassSampler
-from fairbench.errors import FairbenchError
 from fairbench.models import build_model
 
 
@@ -12,7 +12,7 @@ def test_convnet_shapes(channels, size):
     x = torch.randn(2, channels, size, size)
     assert net(x).shape == (2, 10)
     assert net.embed(x).shape == (2, net.embed_dim)
-    if size == 28:   # padded to 32 by the first convolution, as in the DC code
+    if size == 28:  # padded to 32 by the first convolution, as in the DC code
         assert net.embed_dim == 16 * 4 * 4
 
 
@@ -30,7 +30,7 @@ def test_sampler_draws_each_class_without_replacement():
     index = sampler.sample(3)
     assert labels[index].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     assert len(set(index.tolist())) == 9
-    assert len(sampler.sample(100, equal=True)) == 9   # equal=True: cut to the smallest class
+    assert len(sampler.sample(100, equal=True)) == 9  # equal=True: cut to the smallest class
 
 
 def test_real_batch_takes_up_to_per_class_of_each_class():
@@ -60,11 +60,18 @@ def test_bases_distill_from_unequal_real_batches(method):
 
     torch.manual_seed(0)
     labels = torch.tensor([0] * 6 + [1] * 3)
-    train = GroupDataset(images=torch.randint(0, 256, (9, 3, 8, 8), dtype=torch.uint8), labels=labels,
-                         groups=torch.tensor([0, 1, 0, 0, 1, 0, 1, 0, 1]), class_names=["a", "b"],
-                         group_names=["x", "y"], mean=(0.5,) * 3, std=(0.5,) * 3)
-    hparams = method_hparams(method, "", 1, {"iterations": 2, "real_batch": 5, "outer_loop": 2, "inner_loop": 1,
-                                             "warmup_epochs": 1})
+    train = GroupDataset(
+        images=torch.randint(0, 256, (9, 3, 8, 8), dtype=torch.uint8),
+        labels=labels,
+        groups=torch.tensor([0, 1, 0, 0, 1, 0, 1, 0, 1]),
+        class_names=["a", "b"],
+        group_names=["x", "y"],
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+    )
+    hparams = method_hparams(
+        method, "", 1, {"iterations": 2, "real_batch": 5, "outer_loop": 2, "inner_loop": 1, "warmup_epochs": 1}
+    )
     ctx = DistillContext(device=torch.device("cpu"), make_net=lambda: build_model("convnet", 3, 2, 8, width=4, depth=2))
     syn = build_distiller(method, hparams).distill(train, 1, ctx)
     assert syn.images.shape[0] == 2 and torch.isfinite(syn.images).all()

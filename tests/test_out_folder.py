@@ -12,22 +12,30 @@ import shutil
 import subprocess
 
 import pytest
-
-import fairbench.outdir as outdir
-from fairbench import __version__
-from fairbench.cell import run_cell
-from fairbench.cli import main
-from fairbench.config import resolve_run_config
-from fairbench.errors import FairbenchError
-from fairbench.harness import run_suite
-from fairbench.plan import make_plan
-from fairbench.results import drop_torn_last_line, read_records
-from fairbench.synsets import load_synset
-
 from conftest import checkout_env, fairbench_command
 
-TINY = ["suite=ci", "ipc=[2]", "num_eval=1", "eval.epochs=1", "models.convnet.width=4", "distill.iterations=1",
-        "distill.real_batch=4", "methods=[random,dm]"]
+import fairbench.report.tables as tables
+import fairbench.run.outdir as outdir
+from fairbench import __version__
+from fairbench.cli import main
+from fairbench.core.errors import FairbenchError
+from fairbench.distill.synsets import load_synset
+from fairbench.run.cell import run_cell
+from fairbench.run.config import resolve_run_config
+from fairbench.run.driver import run_suite
+from fairbench.run.plan import make_plan
+from fairbench.run.results import drop_torn_last_line, read_records
+
+TINY = [
+    "suite=ci",
+    "ipc=[2]",
+    "num_eval=1",
+    "eval.epochs=1",
+    "models.convnet.width=4",
+    "distill.iterations=1",
+    "distill.real_batch=4",
+    "methods=[random,dm]",
+]
 
 
 def tiny(out, *extra):
@@ -35,8 +43,18 @@ def tiny(out, *extra):
 
 
 def record(cell_id="c1", status="ok", **extra):
-    return {"cell_id": cell_id, "status": status, "dataset": "d", "method": "m", "ipc": 1, "seed": 0,
-            "evaluator": "convnet", "fairbench_version": __version__, "git_commit": "abc", **extra}
+    return {
+        "cell_id": cell_id,
+        "status": status,
+        "dataset": "d",
+        "method": "m",
+        "ipc": 1,
+        "seed": 0,
+        "evaluator": "convnet",
+        "fairbench_version": __version__,
+        "git_commit": "abc",
+        **extra,
+    }
 
 
 def write_lines(folder, *lines):
@@ -53,10 +71,12 @@ def finished_run(tmp_path_factory):
 def no_compute(monkeypatch):
     def refuse(*args):
         raise AssertionError("a cell ran")
-    monkeypatch.setattr("fairbench.launchers.local.run_cell", refuse)
+
+    monkeypatch.setattr("fairbench.run.launchers.local.run_cell", refuse)
 
 
 # --- results.jsonl: torn, damaged, not records ---------------------------------------------------
+
 
 def test_a_torn_last_line_is_dropped_with_a_warning_and_cut_off(tmp_path, caplog):
     whole = json.dumps(record()) + "\n"
@@ -82,6 +102,7 @@ def test_valid_json_that_is_not_a_record_names_the_line(tmp_path, line):
 
 
 # --- resume policy and what the folder holds -----------------------------------------------------
+
 
 def test_resume_policies(caplog):
     old = record("c1", fairbench_version="0.0.1", git_commit="old")
@@ -110,11 +131,17 @@ def test_the_protocols_a_folder_holds_are_named(finished_run, tmp_path):
 
 # --- the lock ------------------------------------------------------------------------------------
 
+
 def test_a_second_run_into_a_locked_folder_names_the_holder_and_exits_2(finished_run):
     before = (finished_run / "results.jsonl").read_text()
     with outdir.locked(finished_run):
-        proc = subprocess.run(fairbench_command("run", *TINY, f"out={finished_run}"), env=checkout_env(),
-                              capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            fairbench_command("run", *TINY, f"out={finished_run}"),
+            env=checkout_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     assert proc.returncode == 2, proc.stderr
     line = proc.stderr.strip().splitlines()[-1]
     assert line.startswith("fairbench: error: out=") and "in use by process" in line
@@ -125,10 +152,12 @@ def test_a_second_run_into_a_locked_folder_names_the_holder_and_exits_2(finished
 
 # --- folders that cannot take the results --------------------------------------------------------
 
+
 @pytest.mark.parametrize("code, why", [(errno.EROFS, "read-only"), (errno.ENOSPC, "the disk is full")])
 def test_a_read_only_or_full_out_is_one_line_before_any_compute(tmp_path, monkeypatch, capsys, code, why):
     def failing_write(path, text):
         raise OSError(code, "simulated")
+
     monkeypatch.setattr(outdir, "write_text_atomic", failing_write)
     no_compute(monkeypatch)
     assert main(["run", *TINY, f"out={tmp_path / 'out'}"]) == 2
@@ -154,7 +183,9 @@ def test_a_full_disk_during_an_append_keeps_earlier_records(tmp_path, monkeypatc
             raise OSError(errno.ENOSPC, "No space left on device")
         calls.append(rec)
         real_append(out_dir, rec)
-    from fairbench import harness
+
+    from fairbench.run import driver as harness
+
     real_append = harness.append_record
     monkeypatch.setattr(harness, "append_record", full_after_one)
     with pytest.raises(FairbenchError, match="cannot append to .*results.jsonl: the disk is full"):
@@ -168,7 +199,8 @@ def test_a_full_disk_during_an_append_keeps_earlier_records(tmp_path, monkeypatc
 def test_leaderboard_of_a_read_only_folder_prints_and_skips_the_write(finished_run, monkeypatch, capsys, caplog):
     def read_only(path, text):
         raise OSError(errno.EROFS, "Read-only file system")
-    monkeypatch.setattr(outdir, "write_text_atomic", read_only)
+
+    monkeypatch.setattr(tables, "write_text_atomic", read_only)
     with caplog.at_level(logging.WARNING):
         assert main(["leaderboard", str(finished_run)]) == 0
     assert "dm" in capsys.readouterr().out
@@ -185,12 +217,18 @@ def test_leaderboard_adds_no_file_to_a_committed_folder(finished_run, tmp_path):
     subprocess.run(git + ["add", "."], cwd=folder, check=True)
     subprocess.run(git + ["commit", "-qm", "reference"], cwd=folder, check=True)
     assert main(["leaderboard", str(folder)]) == 0
-    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=folder,
-                            capture_output=True, text=True, check=True).stdout
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert status == ""
 
 
 # --- a damaged synthetic set ---------------------------------------------------------------------
+
 
 def test_a_truncated_synset_is_named_set_aside_and_made_again(finished_run, caplog):
     config = {**tiny(finished_run), "out": str(finished_run)}
@@ -209,7 +247,10 @@ def test_a_truncated_synset_is_named_set_aside_and_made_again(finished_run, capl
 
 def test_an_unreadable_expert_is_named_and_set_aside(tmp_path):
     from fairbench.distill.experts import load_experts, missing_experts
+
     (tmp_path / "expert_0.pt").write_bytes(b"PK\x03\x04 cut off")
-    with pytest.raises(FairbenchError, match=r"expert_0.pt: not a readable expert trajectory .*preparation step makes it again"):
+    with pytest.raises(
+        FairbenchError, match=r"expert_0.pt: not a readable expert trajectory .*preparation step makes it again"
+    ):
         load_experts(tmp_path, 1, "cpu")
     assert (tmp_path / "expert_0.pt.corrupt").is_file() and missing_experts(tmp_path, 1)

@@ -7,17 +7,17 @@ import textwrap
 
 import pytest
 import torch
+from conftest import REPO, checkout_env
 
 import fairbench
-from fairbench import plugins, registry
 from fairbench.cli import main
+from fairbench.core import registry
 from fairbench.data.builders import DATASET_BUILDERS
 from fairbench.distill import BASES, method_hparams, method_ids
 from fairbench.distill.aggregation import VARIANTS
 from fairbench.models.builders import MODEL_BUILDERS
+from fairbench.run import plugins
 from fairbench.testing import check_method
-
-from conftest import REPO, checkout_env
 
 BUILT_IN_METHODS = method_ids()
 
@@ -55,7 +55,7 @@ def test_every_built_in_method_passes_check_method(method_id):
 
 # --- faults a broken plugin must be told about, one clause each ---------------------------------
 
-BROKEN = '''
+BROKEN = """
 @fairbench.register_variant("halfsum")
 def halfsum(labels, groups, num_classes, num_groups):
     count = torch.bincount(labels, minlength=num_classes)
@@ -98,18 +98,21 @@ class Unseeded(Broken):
 class Crash(Broken):
     def distill(self, train, ipc, ctx):
         raise RuntimeError("boom")
-'''
+"""
 
 
-@pytest.mark.parametrize("method_id,clause,fragment", [
-    ("dm+halfsum", "matching terms well formed", "sum to 0.5"),
-    ("dm+negative", "matching terms well formed", "negative"),
-    ("dm+allactive", "matching terms well formed", "absent from the batch"),
-    ("nanbase", "finite", "NaN"),
-    ("shapebase", "shape, dtype, device and labels", "expected 2 images per class"),
-    ("noisebase", "same seed, same set", "different"),
-    ("crashbase", "end to end", "RuntimeError: boom"),
-])
+@pytest.mark.parametrize(
+    "method_id,clause,fragment",
+    [
+        ("dm+halfsum", "matching terms well formed", "sum to 0.5"),
+        ("dm+negative", "matching terms well formed", "negative"),
+        ("dm+allactive", "matching terms well formed", "absent from the batch"),
+        ("nanbase", "finite", "NaN"),
+        ("shapebase", "shape, dtype, device and labels", "expected 2 images per class"),
+        ("noisebase", "same seed, same set", "different"),
+        ("crashbase", "end to end", "RuntimeError: boom"),
+    ],
+)
 def test_a_broken_plugin_gets_one_line_per_fault(isolated_registries, tmp_path, capsys, method_id, clause, fragment):
     path = write_plugin(tmp_path, "broken", BROKEN)
     assert main(["check-method", method_id, f"plugins=[{path}]"]) == 1
@@ -118,7 +121,10 @@ def test_a_broken_plugin_gets_one_line_per_fault(isolated_registries, tmp_path, 
 
 
 def test_check_method_proves_the_test_split_is_not_handed_over(isolated_registries, tmp_path):
-    write_plugin(tmp_path, "peek", '''
+    write_plugin(
+        tmp_path,
+        "peek",
+        """
     import gc
     from fairbench.testing import _SealedSplit
 
@@ -129,7 +135,8 @@ def test_check_method_proves_the_test_split_is_not_handed_over(isolated_registri
             test = next(o for o in gc.get_objects() if isinstance(o, _SealedSplit))
             images = train.normalize(test.images[:1]).expand(train.num_classes * ipc, -1, -1, -1)
             return fairbench.SyntheticSet(images.clone(), torch.arange(train.num_classes).repeat_interleave(ipc))
-    ''')
+    """,
+    )
     plugins.load_plugin(str(tmp_path / "peek.py"))
     report = check_method("peek")
     assert [c for c, _ in report.failed] == ["test split untouched"]
@@ -137,8 +144,12 @@ def test_check_method_proves_the_test_split_is_not_handed_over(isolated_registri
 
 # --- registration, hyperparameters, discovery ----------------------------------------------------
 
+
 def test_a_plugin_file_registers_a_variant_and_a_base_with_class_defaults(isolated_registries, tmp_path):
-    path = write_plugin(tmp_path, "mine", '''
+    path = write_plugin(
+        tmp_path,
+        "mine",
+        '''
     @fairbench.register_variant("mine")
     def mine(labels, groups, num_classes, num_groups):
         """equal weights per class"""
@@ -152,14 +163,17 @@ def test_a_plugin_file_registers_a_variant_and_a_base_with_class_defaults(isolat
         def distill(self, train, ipc, ctx):
             images, labels = self.initial_images(train, ipc, fairbench.ClassSampler(train.labels, train.num_classes))
             return fairbench.SyntheticSet(images, labels)
-    ''')
+    ''',
+    )
     plugins.activate(plugins=[str(path)])
     ids = method_ids()
     assert {"dm+mine", "dc+mine", "mtt+mine", "copy", "copy+mine", "copy+fairdd"} <= set(ids)
-    assert "random+mine" not in ids and "copy+wbary" not in ids      # kinds decide, not names
+    assert "random+mine" not in ids and "copy+wbary" not in ids  # kinds decide, not names
     assert method_hparams("copy+mine", "cmnist-mini", 10) == {"iterations": 7, "temperature": 0.5}
-    assert method_hparams("copy", "", 10, {"temperature": 2.0, "copy": {"iterations": 3}}) == \
-        {"iterations": 3, "temperature": 2.0}
+    assert method_hparams("copy", "", 10, {"temperature": 2.0, "copy": {"iterations": 3}}) == {
+        "iterations": 3,
+        "temperature": 2.0,
+    }
     about = fairbench.method_provenance("copy+mine")
     assert about["source"] == "plugin" and about["distribution"] is None and about["hash"].startswith("sha256:")
     assert fairbench.method_provenance("dm+cobra") == {"source": "built-in"}
@@ -167,22 +181,29 @@ def test_a_plugin_file_registers_a_variant_and_a_base_with_class_defaults(isolat
 
 
 def test_two_registrations_of_one_name_name_both_sources(isolated_registries, tmp_path, capsys):
-    path = write_plugin(tmp_path, "clash", '''
+    path = write_plugin(
+        tmp_path,
+        "clash",
+        """
     @fairbench.register_variant("fairdd")
     def fairdd(labels, groups, num_classes, num_groups):
         raise AssertionError
-    ''')
+    """,
+    )
     assert main(["list", "methods", f"plugins=[{path}]"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "variant 'fairdd' registered twice" in err
     assert "fairbench.distill.aggregation.fairdd" in err and "clash" in err
 
 
-@pytest.mark.parametrize("body,fragment", [
-    ("import no_such_module_here\n", "ModuleNotFoundError: No module named 'no_such_module_here'"),
-    ("raise RuntimeError('half done')\n", "RuntimeError: half done"),
-    ("@fairbench.register_variant('odd', kind='median')\ndef odd(*a): pass\n", "unknown kind 'median'"),
-])
+@pytest.mark.parametrize(
+    "body,fragment",
+    [
+        ("import no_such_module_here\n", "ModuleNotFoundError: No module named 'no_such_module_here'"),
+        ("raise RuntimeError('half done')\n", "RuntimeError: half done"),
+        ("@fairbench.register_variant('odd', kind='median')\ndef odd(*a): pass\n", "unknown kind 'median'"),
+    ],
+)
 def test_a_plugin_that_fails_to_import_is_one_line_naming_it(isolated_registries, tmp_path, capsys, body, fragment):
     path = write_plugin(tmp_path, "bad", body)
     assert main(["run", "--dry-run", f"plugins=[{path}]"]) == 2
@@ -195,16 +216,22 @@ def test_include_path_adds_suites_and_method_yaml_for_a_plugin_base(isolated_reg
     (home / "registry" / "methods").mkdir(parents=True)
     (home / "suites").mkdir()
     (home / "registry" / "methods" / "copy2.yaml").write_text(
-        "description: copies real images\ndefaults: {iterations: 9}\nipc:\n  10: {iterations: 11}\n")
-    plugin = write_plugin(tmp_path, "copy2", '''
+        "description: copies real images\ndefaults: {iterations: 9}\nipc:\n  10: {iterations: 11}\n"
+    )
+    plugin = write_plugin(
+        tmp_path,
+        "copy2",
+        """
     @fairbench.register_base("copy2")
     class Copy(fairbench.Distiller):
         accepts = ()
         def distill(self, train, ipc, ctx):
             raise AssertionError
-    ''')
+    """,
+    )
     (home / "suites" / "mysuite.yaml").write_text(
-        f"description: my suite\nplugins: [{plugin}]\nmethods: [copy2, dm]\nipc: [10]\n")
+        f"description: my suite\nplugins: [{plugin}]\nmethods: [copy2, dm]\nipc: [10]\n"
+    )
     assert main(["run", "--dry-run", "suite=mysuite", f"include_path=[{home}]"]) == 0
     out = capsys.readouterr().out
     assert "copy2" in out and " 11 " in out and "plugin" not in out.split("copy2")[0]
@@ -214,7 +241,10 @@ def test_include_path_adds_suites_and_method_yaml_for_a_plugin_base(isolated_reg
 
 
 def test_a_plugin_dataset_and_evaluator(isolated_registries, tmp_path, capsys):
-    path = write_plugin(tmp_path, "world", '''
+    path = write_plugin(
+        tmp_path,
+        "world",
+        '''
     from fairbench.testing import tiny_splits
 
     @fairbench.register_dataset("tiny", params={"seed": 0}, ranges={"seed": "[0, 10]"})
@@ -227,21 +257,39 @@ def test_a_plugin_dataset_and_evaluator(isolated_registries, tmp_path, capsys):
     def linear(in_channels, num_classes, image_size, bias):
         inputs = in_channels * image_size ** 2
         return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(inputs, num_classes, bias=bias))
-    ''')
+    ''',
+    )
     assert main(["data", "tiny", f"plugins=[{path}]"]) == 0
     assert "train: 72 samples" in capsys.readouterr().out
-    assert main(["run", "--dry-run", "datasets=[tiny]", "evaluators=[linear]", "dataset.seed=11",
-                 f"plugins=[{path}]"]) == 2
+    assert (
+        main(["run", "--dry-run", "datasets=[tiny]", "evaluators=[linear]", "dataset.seed=11", f"plugins=[{path}]"])
+        == 2
+    )
     assert "seed must lie in [0, 10], got 11" in capsys.readouterr().err
     out = tmp_path / "out"
-    assert main(["run", "datasets=[tiny]", "evaluators=[linear]", "methods=[random]", "ipc=[2]", "num_eval=1",
-                 "eval.epochs=1", f"out={out}", f"plugins=[{path}]"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "datasets=[tiny]",
+                "evaluators=[linear]",
+                "methods=[random]",
+                "ipc=[2]",
+                "num_eval=1",
+                "eval.epochs=1",
+                f"out={out}",
+                f"plugins=[{path}]",
+            ]
+        )
+        == 0
+    )
     record = json.loads((out / "results.jsonl").read_text().splitlines()[0])
     assert record["dataset"] == "tiny" and record["evaluator"] == "linear"
     assert record["provenance"] == {"source": "built-in"}
 
 
 # --- the example plugin, installed as a user installs it -----------------------------------------
+
 
 @pytest.fixture(scope="module")
 def installed_example(tmp_path_factory):
@@ -250,8 +298,22 @@ def installed_example(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("example")
     source, target = tmp / "src", tmp / "site"
     subprocess.run(["cp", "-r", str(REPO / "examples" / "fairbench-sqrt"), str(source)], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(source)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return tmp, target
 
 
@@ -268,8 +330,7 @@ def test_the_example_plugin_runs_through_every_command(installed_example):
                        "distill.iterations=2", "distill.real_batch=8", "models.convnet.width=4", "out={out}"])]
         print("codes", codes)
     """)
-    proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "codes [0, 0, 0, 0]" in proc.stdout, proc.stderr[-2000:]
     table = proc.stdout.split("dm+sqrt passes check-method")[0]
     listed = {line.split()[0]: line for line in table.splitlines()[2:]}
@@ -277,7 +338,7 @@ def test_the_example_plugin_runs_through_every_command(installed_example):
     assert {"mtt+sqrt", "pixel", "pixel+cobra"} <= set(listed) and "pixel+wbary" not in listed
     assert "dm+sqrt passes check-method" in proc.stdout
     plan = proc.stdout.split("suite cmnist: 2 cells")[1]
-    assert "pixel" in plan and "200" in plan and "fairbench-sqrt 0.1.0 sha256:" in plan   # pixel.yaml's iterations
+    assert "pixel" in plan and "200" in plan and "fairbench-sqrt 0.1.0 sha256:" in plan  # pixel.yaml's iterations
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert {r["method"] for r in records} == {"dm+sqrt", "pixel+sqrt"} and {r["status"] for r in records} == {"ok"}
     for record in records:
@@ -287,8 +348,7 @@ def test_the_example_plugin_runs_through_every_command(installed_example):
     assert (out / "leaderboard.md").read_text().count("sqrt") >= 2
 
 
-def test_the_sqrt_variant_weights_groups_by_the_root_of_their_size(installed_example, monkeypatch,
-                                                                   isolated_registries):
+def test_the_sqrt_variant_weights_groups_by_the_root_of_their_size(installed_example, monkeypatch, isolated_registries):
     _, target = installed_example
     monkeypatch.syspath_prepend(str(target))
     from fairbench_sqrt import sqrt_weights
@@ -297,5 +357,5 @@ def test_the_sqrt_variant_weights_groups_by_the_root_of_their_size(installed_exa
     groups = torch.tensor([0] * 9 + [1] + [0, 0, 1, 1])
     terms = sqrt_weights(labels, groups, 2, 2)
     share = torch.zeros(2, 2).index_put_((labels, groups), terms.weight, accumulate=True)
-    assert share[0, 0] / share[0, 1] == pytest.approx(3.0)          # sqrt(9) / sqrt(1)
+    assert share[0, 0] / share[0, 1] == pytest.approx(3.0)  # sqrt(9) / sqrt(1)
     assert share[1].tolist() == pytest.approx([0.5, 0.5])

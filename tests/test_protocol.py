@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from fairbench import train as train_module
-from fairbench.evaluate import evaluator_spec
-from fairbench.errors import FairbenchError
-from fairbench.train import train_classifier
+from fairbench.core.errors import FairbenchError
+from fairbench.evaluation.evaluate import evaluator_spec
+from fairbench.training import train as train_module
+from fairbench.training.train import train_classifier
 
 
 def _optimizers_built(monkeypatch, schedule, epochs=4):
@@ -20,15 +20,25 @@ def _optimizers_built(monkeypatch, schedule, epochs=4):
     monkeypatch.setattr(train_module.torch.optim, "SGD", recording_sgd)
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
-    train_classifier(model, torch.randn(6, 3, 2, 2), torch.arange(6) % 3, epochs=epochs, lr=0.1, momentum=0.9,
-                     weight_decay=0.0, batch_size=4, schedule=schedule, on_epoch=lambda: epochs_run.append(1))
+    train_classifier(
+        model,
+        torch.randn(6, 3, 2, 2),
+        torch.arange(6) % 3,
+        epochs=epochs,
+        lr=0.1,
+        momentum=0.9,
+        weight_decay=0.0,
+        batch_size=4,
+        schedule=schedule,
+        on_epoch=lambda: epochs_run.append(1),
+    )
     return built, len(epochs_run)
 
 
 def test_reference_schedule_trains_e_plus_one_epochs_and_rebuilds_sgd(monkeypatch):
     built, epochs = _optimizers_built(monkeypatch, "reference")
-    assert epochs == 5                                  # for ep in range(E + 1)
-    assert built == pytest.approx([0.1, 0.01])          # a new SGD (fresh momentum) at lr x 0.1
+    assert epochs == 5  # for ep in range(E + 1)
+    assert built == pytest.approx([0.1, 0.01])  # a new SGD (fresh momentum) at lr x 0.1
 
 
 def test_multistep_keeps_one_optimizer(monkeypatch):
@@ -57,12 +67,18 @@ def test_every_evaluator_records_the_reference_schedule_and_zero_convention():
 def test_cobra_warm_start_is_plain_sgd_with_dsa(monkeypatch):
     """COBRA-DM's reference warm-starts each step's network with SGD(lr_net): no momentum, no weight
     decay, a constant rate, DSA on; fairbench reads all of it from the registry."""
-    from fairbench.augment import DSA
     from fairbench.distill import dm, method_hparams
+    from fairbench.training.augment import DSA
 
     hp = method_hparams("dm+cobra", "cmnist", 10, {})
-    assert (hp["warmup_epochs"], hp["warmup_lr"], hp["warmup_momentum"], hp["warmup_weight_decay"],
-            hp["warmup_schedule"], hp["warmup_dsa"]) == (10, 0.01, 0.0, 0.0, "constant", True)
+    assert (
+        hp["warmup_epochs"],
+        hp["warmup_lr"],
+        hp["warmup_momentum"],
+        hp["warmup_weight_decay"],
+        hp["warmup_schedule"],
+        hp["warmup_dsa"],
+    ) == (10, 0.01, 0.0, 0.0, "constant", True)
     calls = []
     monkeypatch.setattr(dm, "train_classifier", lambda *a, **kw: calls.append(kw))
     dm.warm_start(None, None, None, hp, DSA())
@@ -73,28 +89,38 @@ def test_cobra_warm_start_is_plain_sgd_with_dsa(monkeypatch):
 def test_reported_rows_match_cells_of_the_papers_protocol():
     import pandas as pd
 
-    from fairbench.reported import reported_rows
+    from fairbench.report.reported import reported_rows
 
-    frame = pd.DataFrame([
-        {"dataset": "cmnist", "ipc": 10, "evaluator": "convnet", "method": "dm+fairdd", "acc": 90.0},
-        {"dataset": "cmnist", "ipc": 10, "evaluator": "convnet", "method": "dm+wbary", "acc": 91.0},
-        {"dataset": "celeba", "ipc": 10, "evaluator": "convnet", "method": "dm", "acc": 60.0},
-    ])
+    frame = pd.DataFrame(
+        [
+            {"dataset": "cmnist", "ipc": 10, "evaluator": "convnet", "method": "dm+fairdd", "acc": 90.0},
+            {"dataset": "cmnist", "ipc": 10, "evaluator": "convnet", "method": "dm+wbary", "acc": 91.0},
+            {"dataset": "celeba", "ipc": 10, "evaluator": "convnet", "method": "dm", "acc": 60.0},
+        ]
+    )
     rows = reported_rows(frame, suite="fairdd-dm-cmnist")
     assert rows[["dataset", "method"]].values.tolist() == [["cmnist", "dm+fairdd"], ["celeba", "dm"]]
     fairdd = rows.iloc[0]
     assert (fairdd["acc"], fairdd["deo_max"], fairdd["deo_mean"]) == (94.61, 17.04, 7.95)
     assert "FairDD" in fairdd["source"] and "IPC 10" in fairdd["source"]
-    assert pd.isna(rows.iloc[1]["acc"]) and rows.iloc[1]["deo_max"] == 30.01   # not given: not guessed
-    assert reported_rows(frame, suite="cobra-dm-cmnist").empty                 # another protocol
-    records = [{"dataset": "cmnist", "ipc": 10, "evaluator": "convnet", "method": "dm", "status": "ok",
-                "config": {"suite": "cmnist"}}]
+    assert pd.isna(rows.iloc[1]["acc"]) and rows.iloc[1]["deo_max"] == 30.01  # not given: not guessed
+    assert reported_rows(frame, suite="cobra-dm-cmnist").empty  # another protocol
+    records = [
+        {
+            "dataset": "cmnist",
+            "ipc": 10,
+            "evaluator": "convnet",
+            "method": "dm",
+            "status": "ok",
+            "config": {"suite": "cmnist"},
+        }
+    ]
     assert reported_rows(records)["acc"].tolist() == [25.01]
 
 
 def test_every_paper_suite_resolves_and_says_its_protocol():
-    from fairbench.config import load_suite, merge_settings, RUN_DEFAULTS, suite_names, validate
-    from fairbench.plan import make_plan
+    from fairbench.run.config import RUN_DEFAULTS, load_suite, merge_settings, suite_names, validate
+    from fairbench.run.plan import make_plan
 
     papers = [n for n in suite_names() if n.startswith(("fairdd-", "cobra-"))]
     assert {"fairdd-dm-cmnist", "fairdd-dc-celeba", "cobra-dm-bffhq", "cobra-dc-cifar10s"} <= set(papers)
@@ -103,17 +129,22 @@ def test_every_paper_suite_resolves_and_says_its_protocol():
         assert suite["description"].startswith("paper suite - ")
         config = validate(merge_settings(RUN_DEFAULTS, suite, dotlist=[])) | {"suite": name}
         assert make_plan(config)
-    cobra = make_plan(validate(merge_settings(RUN_DEFAULTS, load_suite("cobra-dm-cmnist"), dotlist=[]))
-                      | {"suite": "cobra-dm-cmnist"})
+    cobra = make_plan(
+        validate(merge_settings(RUN_DEFAULTS, load_suite("cobra-dm-cmnist"), dotlist=[])) | {"suite": "cobra-dm-cmnist"}
+    )
     at_100 = next(c for c in cobra if c.ipc == 100 and c.method == "dm+cobra")
-    assert (at_100.hparams["iterations"], at_100.hparams["real_batch"], at_100.hparams["lr_img"],
-            at_100.hparams["warmup_epochs"]) == (2600, 600, 1.0, 100)
+    assert (
+        at_100.hparams["iterations"],
+        at_100.hparams["real_batch"],
+        at_100.hparams["lr_img"],
+        at_100.hparams["warmup_epochs"],
+    ) == (2600, 600, 1.0, 100)
     assert at_100.evaluators[0]["train"]["epochs"] == 1500
 
 
 def test_metrics_undefined_is_a_run_key_that_reaches_every_evaluator():
-    from fairbench.config import resolve_run_config
-    from fairbench.plan import make_plan
+    from fairbench.run.config import resolve_run_config
+    from fairbench.run.plan import make_plan
 
     cells = make_plan(resolve_run_config(["metrics.undefined=skip", "evaluators=[convnet,mlp]"]))
     assert {e["metrics"]["undefined"] for c in cells for e in c.evaluators} == {"skip"}

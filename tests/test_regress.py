@@ -8,18 +8,26 @@ rerun happens in this process, on this machine, so the exact rule applies.
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
-
-from fairbench.cli import main
-from fairbench.distill.base import Distiller
-from fairbench.metrics import METRICS
-from fairbench.regress import load_baseline, rerun_configs
-
 from conftest import checkout_env, fairbench_command
 
-TINY = ["suite=ci", "methods=[dm,dm+fairdd]", "ipc=[2]", "distill.iterations=2", "distill.real_batch=8",
-        "eval.epochs=2", "models.convnet.width=8"]
+from fairbench.cli import main
+from fairbench.core.errors import FairbenchError
+from fairbench.distill.base import Distiller
+from fairbench.evaluation.metrics import METRICS
+from fairbench.regress.rerun import load_baseline, rerun_configs
+
+TINY = [
+    "suite=ci",
+    "methods=[dm,dm+fairdd]",
+    "ipc=[2]",
+    "distill.iterations=2",
+    "distill.real_batch=8",
+    "eval.epochs=2",
+    "models.convnet.width=8",
+]
 FAIRDD_CELL = "cmnist-mini dm+fairdd ipc2 seed0 convnet"
 
 
@@ -61,7 +69,7 @@ def test_regress_passes_against_its_own_baseline(baseline, tmp_path, capsys):
     assert FAIRDD_CELL in out and "passed: 12 same" in out
     rerun = records(tmp_path / "now")
     assert [r["cell_id"] for r in rerun] == [r["cell_id"] for r in records(baseline)]
-    assert not any(r["distill_reused"] for r in rerun)   # recomputed, never resumed
+    assert not any(r["distill_reused"] for r in rerun)  # recomputed, never resumed
 
 
 def test_a_baseline_twenty_points_better_on_fairdd_deo_mean_fails_naming_it(baseline, tmp_path, capsys):
@@ -106,11 +114,14 @@ def test_update_rewrites_the_baseline_and_says_what_changed(baseline, tmp_path, 
     assert main(["compare", str(moved), str(tmp_path / "now")]) == 0
 
 
-@pytest.mark.parametrize("edit,fragment", [
-    (lambda r: r["run_config"].update(methods=["dm+nope"]), "unknown method 'dm+nope'"),
-    (lambda r: r["run_config"].update(colour="red"), "unknown run key 'colour'"),
-    (lambda r: r.pop("run_config"), "has no run_config"),
-])
+@pytest.mark.parametrize(
+    "edit,fragment",
+    [
+        (lambda r: r["run_config"].update(methods=["dm+nope"]), "unknown method 'dm+nope'"),
+        (lambda r: r["run_config"].update(colour="red"), "unknown run key 'colour'"),
+        (lambda r: r.pop("run_config"), "has no run_config"),
+    ],
+)
 def test_a_baseline_this_installation_cannot_rerun_is_exit_2(baseline, tmp_path, capsys, edit, fragment):
     broken = copy_of(baseline, tmp_path / "broken", edit)
     assert main(["regress", str(broken), f"out={tmp_path / 'now'}"]) == 2
@@ -126,19 +137,46 @@ def test_regress_never_writes_into_a_folder_with_results(baseline, tmp_path, cap
 
 
 def test_missing_baseline_is_one_line_exit_2(tmp_path):
-    proc = subprocess.run(fairbench_command("regress", str(tmp_path / "nope")), cwd=tmp_path, env=checkout_env(),
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        fairbench_command("regress", str(tmp_path / "nope")),
+        cwd=tmp_path,
+        env=checkout_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip() == f"fairbench: error: baseline '{tmp_path / 'nope'}' is not a folder; pass a run " \
-                                  "folder (with results.jsonl) or a folder of leaderboard entries (*.json)"
+    assert (
+        proc.stderr.strip() == f"fairbench: error: baseline '{tmp_path / 'nope'}' is not a folder; pass a run "
+        "folder (with results.jsonl) or a folder of leaderboard entries (*.json)"
+    )
 
 
-def test_leaderboard_entries_are_a_baseline_too(baseline, tmp_path):
-    """Entries are read by their records' own fields, wherever an entry nests them."""
-    entries = tmp_path / "entries"
-    entries.mkdir()
-    for i, record in enumerate(records(baseline)):
-        (entries / f"{i}.json").write_text(json.dumps({"method": record["method"], "measured": [record]}))
-    (entries / "notes.json").write_text(json.dumps({"reported": {"acc": 94.61}}))
-    assert load_baseline(entries) == records(baseline)
-    assert rerun_configs(load_baseline(entries), [])[0]["methods"] == ["dm", "dm+fairdd"]
+def test_the_committed_leaderboard_entries_are_a_baseline():
+    """``fairbench regress leaderboard/entries``: every committed entry becomes a record of its
+    verified runs, and its protocol is rebuilt from run keys with the entry's own id."""
+    root = Path(__file__).resolve().parent.parent / "leaderboard" / "entries"
+    entries = sorted(root.glob("*.json"))
+    records = load_baseline(root)
+    assert len(records) == len(entries) > 0
+    configs = rerun_configs(records, [])
+    assert len(configs) == len(records)
+    first = json.loads(entries[0].read_text())
+    assert records[0]["protocol_id"] == first["protocol_id"]
+    assert records[0]["metrics"] == first["measured"]["metrics"]
+    assert configs[0]["methods"] == [first["method"]] and configs[0]["seeds"] == [first["seed"]]
+
+
+def test_an_entry_whose_protocol_cannot_be_rebuilt_is_refused_before_any_compute(tmp_path):
+    root = Path(__file__).resolve().parent.parent / "leaderboard" / "entries"
+    entry = json.loads(sorted(root.glob("*.json"))[0].read_text())
+    entry["protocol_id"] = "0000000000"
+    (tmp_path / "e.json").write_text(json.dumps(entry))
+    with pytest.raises(FairbenchError, match="its protocol 0000000000 cannot be rebuilt here"):
+        rerun_configs(load_baseline(tmp_path), [])
+
+
+def test_a_folder_with_something_other_than_entries_is_refused(tmp_path):
+    (tmp_path / "notes.json").write_text(json.dumps({"reported": {"acc": 94.61}}))
+    with pytest.raises(FairbenchError, match="not a fairbench-entry/1 entry"):
+        load_baseline(tmp_path)

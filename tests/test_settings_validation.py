@@ -6,13 +6,13 @@ import pytest
 
 from fairbench import __version__
 from fairbench.cli import main
-from fairbench.paths import data_home
+from fairbench.core.paths import data_home
 
 
 def run_main(capsys, *args):
     try:
         code = main(list(args))
-    except SystemExit as exit:          # argparse's own errors
+    except SystemExit as exit:  # argparse's own errors
         code = exit.code
     captured = capsys.readouterr()
     return code, captured.out, captured.err
@@ -26,61 +26,76 @@ def assert_one_line_error(code, err, *fragments):
         assert fragment in lines[0], lines[0]
 
 
-@pytest.mark.parametrize("args,fragments", [
-    (["device=mps"], ["device=mps", "no MPS device"]),
-    (["device=xla"], ["device 'xla' is not supported", "cpu, cuda"]),
-    (["device=meta"], ["device 'meta' is not supported"]),
-    (["device=tpu"], ["unknown device 'tpu'", "cuda:N"]),
-    (["distill.iterations=-5"], ["iterations=-5 is invalid", "at least 1"]),
-    (["distill.iterations=0"], ["iterations=0 is invalid"]),
-    (["eval.epochs=-3"], ["eval.epochs=-3 is invalid", "positive"]),
-    (["eval.epochs=0"], ["eval.epochs=0 is invalid"]),
-    (["seeds=[0,0]"], ["seeds lists 0 more than once"]),
-    (["ipc=[10,10]"], ["ipc lists 10 more than once"]),
-    (["methods=[dm,dm]"], ["methods lists dm more than once"]),
-    (["dataset.rho=0"], ["rho must lie in (0, 1], got 0.0"]),
-    (["dataset.test_fraction=1.5"], ["test_fraction must lie in (0, 1), got 1.5"]),
-    (["distill.distance=l2"], ["distance='l2' is invalid", "mse, l1"]),
-    (["methods=[dsa]", "distill.dsa_strategy=foo"], ["dsa_strategy='foo' is invalid", "color, crop"]),
-    (["methods=[dc]", "ipc=[100]"], ["'dc' has no settings for ipc=100", "1, 10, 20, 30, 40, 50",
-                                     "distill.outer_loop and distill.inner_loop"]),
-    (["methods=[idc]", "distill.factor=3"], ["factor=3 must be a positive divisor of the image size 32x32"]),
-    (["methods=[random]", "ipc=[401]"], ["ipc=401 is impossible", "only 400 training images"]),
-    (["methods=[mtt]", "distill.expert_epochs=60"], ["expert_epochs=60 is beyond the experts' trajectory_epochs=50"]),
-    (["plugins=[no_such_plugin_module]"], ["plugin 'no_such_plugin_module' failed to import", "ModuleNotFoundError"]),
-    (["plugins=5"], ["plugins takes a list"]),
-    (["include_path=[/no/such/folder]"], ["include_path folder not found"]),
-])
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (["device=mps"], ["device=mps", "no MPS device"]),
+        (["device=xla"], ["device 'xla' is not supported", "cpu, cuda"]),
+        (["device=meta"], ["device 'meta' is not supported"]),
+        (["device=tpu"], ["unknown device 'tpu'", "cuda:N"]),
+        (["distill.iterations=-5"], ["iterations=-5 is invalid", "at least 1"]),
+        (["distill.iterations=0"], ["iterations=0 is invalid"]),
+        (["eval.epochs=-3"], ["eval.epochs=-3 is invalid", "positive"]),
+        (["eval.epochs=0"], ["eval.epochs=0 is invalid"]),
+        (["seeds=[0,0]"], ["seeds lists 0 more than once"]),
+        (["ipc=[10,10]"], ["ipc lists 10 more than once"]),
+        (["methods=[dm,dm]"], ["methods lists dm more than once"]),
+        (["dataset.rho=0"], ["rho must lie in (0, 1], got 0.0"]),
+        (["dataset.test_fraction=1.5"], ["test_fraction must lie in (0, 1), got 1.5"]),
+        (["distill.distance=l2"], ["distance='l2' is invalid", "mse, l1"]),
+        (["methods=[dsa]", "distill.dsa_strategy=foo"], ["dsa_strategy='foo' is invalid", "color, crop"]),
+        (
+            ["methods=[dc]", "ipc=[100]"],
+            ["'dc' has no settings for ipc=100", "1, 10, 20, 30, 40, 50", "distill.outer_loop and distill.inner_loop"],
+        ),
+        (["methods=[idc]", "distill.factor=3"], ["factor=3 must be a positive divisor of the image size 32x32"]),
+        (["methods=[random]", "ipc=[401]"], ["ipc=401 is impossible", "only 400 training images"]),
+        (
+            ["methods=[mtt]", "distill.expert_epochs=60"],
+            ["expert_epochs=60 is beyond the experts' trajectory_epochs=50"],
+        ),
+        (
+            ["plugins=[no_such_plugin_module]"],
+            ["plugin 'no_such_plugin_module' failed to import", "ModuleNotFoundError"],
+        ),
+        (["plugins=5"], ["plugins takes a list"]),
+        (["include_path=[/no/such/folder]"], ["include_path folder not found"]),
+    ],
+)
 def test_dry_run_refuses_bad_values(capsys, args, fragments):
     assert_one_line_error(*run_main(capsys, "run", "--dry-run", *args)[::2], *fragments)
 
 
 def test_idc_needs_factor_squared_real_images_per_stored_image():
+    from fairbench.core.errors import FairbenchError
     from fairbench.distill import build_distiller, method_hparams
-    from fairbench.errors import FairbenchError
     from fairbench.testing import tiny_splits
 
-    train, _ = tiny_splits()                # 24 images per class, 8x8
+    train, _ = tiny_splits()  # 24 images per class, 8x8
     idc = build_distiller("idc", method_hparams("idc", "", 6))
-    idc.check_data(train, 6)                # 6 x 2^2 = 24: just enough
+    idc.check_data(train, 6)  # 6 x 2^2 = 24: just enough
     with pytest.raises(FairbenchError, match="ipc=7 is impossible for idc: it starts from 28 real images"):
         idc.check_data(train, 7)
 
 
 def test_ipc_missing_from_the_table_runs_when_its_loops_are_given(capsys):
-    code, out, err = run_main(capsys, "run", "--dry-run", "methods=[dc]", "ipc=[100]", "distill.outer_loop=2",
-                              "distill.dc.inner_loop=3")
+    code, out, err = run_main(
+        capsys, "run", "--dry-run", "methods=[dc]", "ipc=[100]", "distill.outer_loop=2", "distill.dc.inner_loop=3"
+    )
     assert code == 0, err
     assert "dc" in out
 
 
-@pytest.mark.parametrize("content,fragments", [
-    (b"", ["suite file is empty"]),
-    (b"suite: ci\nipc: [10]\n", ["cannot name another suite"]),
-    (b"ipc: [10\nmethods: [dm]\n", [":2:8: not valid YAML", "expected ',' or ']'"]),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", ["not a text file"]),
-    (b"- ipc\n- methods\n", ["a suite must be a mapping of run keys, not list"]),
-])
+@pytest.mark.parametrize(
+    "content,fragments",
+    [
+        (b"", ["suite file is empty"]),
+        (b"suite: ci\nipc: [10]\n", ["cannot name another suite"]),
+        (b"ipc: [10\nmethods: [dm]\n", [":2:8: not valid YAML", "expected ',' or ']'"]),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", ["not a text file"]),
+        (b"- ipc\n- methods\n", ["a suite must be a mapping of run keys, not list"]),
+    ],
+)
 def test_a_bad_suite_file_is_named(capsys, tmp_path, content, fragments):
     path = tmp_path / "suite.yaml"
     path.write_bytes(content)
@@ -93,30 +108,36 @@ def test_a_missing_suite_file_is_not_an_unknown_suite(capsys, tmp_path):
     assert "unknown suite" not in err
 
 
-@pytest.mark.parametrize("setting,fragment", [
-    ("iterations=0", "iterations=0 is invalid"),
-    ("repeats=0", "repeats=0 is invalid"),
-    ("ipc=[0]", "ipc=0 is invalid"),
-    ("groups=[0]", "groups=0 is invalid"),
-    ("classes=0", "classes=0 is invalid"),
-    ("iterations=abc", "iterations='abc' has the wrong type"),
-    ("width=-1", "width=-1 is invalid"),
-    ("warmup=-1", "warmup=-1 is invalid"),
-    ("ipc=[10,10]", "ipc lists a value more than once"),
-    ("device=meta", "device 'meta' is not supported"),
-])
+@pytest.mark.parametrize(
+    "setting,fragment",
+    [
+        ("iterations=0", "iterations=0 is invalid"),
+        ("repeats=0", "repeats=0 is invalid"),
+        ("ipc=[0]", "ipc=0 is invalid"),
+        ("groups=[0]", "groups=0 is invalid"),
+        ("classes=0", "classes=0 is invalid"),
+        ("iterations=abc", "iterations='abc' has the wrong type"),
+        ("width=-1", "width=-1 is invalid"),
+        ("warmup=-1", "warmup=-1 is invalid"),
+        ("ipc=[10,10]", "ipc lists a value more than once"),
+        ("device=meta", "device 'meta' is not supported"),
+    ],
+)
 def test_bench_overhead_refuses_bad_settings_before_timing(capsys, setting, fragment):
     assert_one_line_error(*run_main(capsys, "bench", "overhead", setting)[::2], fragment)
 
 
-@pytest.mark.parametrize("args,fragment", [
-    (["run", "--bogus"], "unrecognized arguments: --bogus"),
-    (["list", "bogus"], "invalid choice: 'bogus'"),
-    (["bench", "nothing"], "invalid choice: 'nothing'"),
-    (["check-method"], "the following arguments are required: method"),
-    (["data"], "the following arguments are required: name"),
-    ([], "the following arguments are required: command"),
-])
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["run", "--bogus"], "unrecognized arguments: --bogus"),
+        (["list", "bogus"], "invalid choice: 'bogus'"),
+        (["bench", "nothing"], "invalid choice: 'nothing'"),
+        (["check-method"], "the following arguments are required: method"),
+        (["data"], "the following arguments are required: name"),
+        ([], "the following arguments are required: command"),
+    ],
+)
 def test_usage_errors_of_sub_commands_read_like_every_other_error(capsys, args, fragment):
     assert_one_line_error(*run_main(capsys, *args)[::2], fragment)
 
@@ -127,7 +148,7 @@ def test_version(capsys):
 
 
 def test_run_help_lists_every_run_key_with_its_default(capsys):
-    from fairbench.config import RUN_KEYS
+    from fairbench.run.config import RUN_KEYS
 
     code, out, _ = run_main(capsys, "run", "--help")
     assert code == 0
@@ -165,8 +186,8 @@ def test_the_plan_names_every_setting_cut_from_the_registry_protocol(capsys):
 
 def test_a_run_at_the_registry_protocol_says_so(capsys):
     from fairbench.cli import main
-    from fairbench.plan import make_plan, protocol_deviations
-    from fairbench.config import resolve_run_config
+    from fairbench.run.config import resolve_run_config
+    from fairbench.run.plan import make_plan, protocol_deviations
 
     config = resolve_run_config(["suite=cmnist", "methods=[dm]", "ipc=[10]"])
     assert protocol_deviations(config, make_plan(config)) == []

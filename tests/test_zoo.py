@@ -5,20 +5,35 @@ import json
 import pytest
 import torch
 
-from fairbench.config import resolve_run_config
 from fairbench.data import GroupDataset
 from fairbench.distill import method_ids
 from fairbench.distill.experts import balance_weights, expert_folder, make_experts
-from fairbench.harness import run_suite
 from fairbench.models import build_model
-from fairbench.prepare import prepare_run
+from fairbench.run.config import resolve_run_config
+from fairbench.run.driver import run_suite
+from fairbench.run.preparation import prepare_run
 
 # one outer step everywhere but in dc, which also runs an inner epoch between two
-TINY = ["suite=ci", "ipc=[2]", "num_eval=1", "eval.epochs=1", "models.convnet.width=4",
-        "distill.iterations=1", "distill.real_batch=4", "distill.outer_loop=1", "distill.inner_loop=1",
-        "distill.dc.outer_loop=2", "distill.warmup_epochs=1", "distill.syn_steps=2", "distill.num_experts=1",
-        "distill.trajectory_epochs=1", "distill.expert_epochs=1", "distill.max_start_epoch=0",
-        "distill.expert_batch=512", "distill.expert_dsa=false"]
+TINY = [
+    "suite=ci",
+    "ipc=[2]",
+    "num_eval=1",
+    "eval.epochs=1",
+    "models.convnet.width=4",
+    "distill.iterations=1",
+    "distill.real_batch=4",
+    "distill.outer_loop=1",
+    "distill.inner_loop=1",
+    "distill.dc.outer_loop=2",
+    "distill.warmup_epochs=1",
+    "distill.syn_steps=2",
+    "distill.num_experts=1",
+    "distill.trajectory_epochs=1",
+    "distill.expert_epochs=1",
+    "distill.max_start_epoch=0",
+    "distill.expert_batch=512",
+    "distill.expert_dsa=false",
+]
 
 
 def tiny_config(tmp, *extra):
@@ -55,7 +70,7 @@ def test_overhead_column_compares_each_variant_with_its_base(zoo_run):
     for method in method_ids():
         base = method.partition("+")[0]
         if base == "random":
-            assert overhead[method] != overhead[method]      # NaN: no iterations to compare
+            assert overhead[method] != overhead[method]  # NaN: no iterations to compare
         else:
             assert overhead[method] == pytest.approx(iter_ms[method] / iter_ms[base])
 
@@ -107,8 +122,9 @@ def test_a_diverging_cell_fails_alone_and_the_suite_goes_on(tmp_path):
 def small_groups(groups_of_class_1):
     labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
     groups = torch.tensor([0, 0, 0, 1] + groups_of_class_1)
-    return GroupDataset(torch.zeros(8, 3, 8, 8, dtype=torch.uint8), labels, groups, ["a", "b"], ["x", "y"],
-                        (0.5,) * 3, (0.5,) * 3)
+    return GroupDataset(
+        torch.zeros(8, 3, 8, 8, dtype=torch.uint8), labels, groups, ["a", "b"], ["x", "y"], (0.5,) * 3, (0.5,) * 3
+    )
 
 
 def test_balanced_expert_weights_follow_the_aggregations():
@@ -129,11 +145,13 @@ def test_expert_cache_is_keyed_by_what_shapes_the_training(tmp_path):
     hparams = {"trajectory_epochs": 2, "expert_lr": 0.01, "expert_batch": 4, "expert_dsa": False}
     provenance = {"dataset": "toy", "net": {"width": 2}}
     folder = expert_folder(tmp_path, provenance, hparams, balance_weights("vanilla", train))
-    make = lambda: build_model("convnet", 3, 2, 8, width=2, depth=1)   # noqa: E731
+    make = lambda: build_model("convnet", 3, 2, 8, width=2, depth=1)  # noqa: E731
     assert make_experts(folder, 2, train, balance_weights("vanilla", train), hparams, make, "cpu") == 2
     trajectory = torch.load(folder / "expert_0.pt")
     assert trajectory.shape == (3, sum(p.numel() for p in make().parameters()))
     assert make_experts(folder, 3, train, balance_weights("vanilla", train), hparams, make, "cpu") == 1
     assert torch.equal(torch.load(folder / "expert_0.pt"), trajectory)
-    assert expert_folder(tmp_path, provenance, {**hparams, "expert_lr": 0.1}, balance_weights("vanilla", train)) != folder
+    assert (
+        expert_folder(tmp_path, provenance, {**hparams, "expert_lr": 0.1}, balance_weights("vanilla", train)) != folder
+    )
     assert expert_folder(tmp_path, provenance, hparams, balance_weights("fairdd", train)) != folder

@@ -16,13 +16,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from sizes import CLASSES, GROUPS, PER_CLASS, SIZE, WIDTH
 
-from fairbench.bench import synthetic_dataset
 from fairbench.distill import DistillContext
 from fairbench.distill.base import synchronize
 from fairbench.models import build_model
-
-from sizes import CLASSES, GROUPS, PER_CLASS, SIZE, WIDTH
+from fairbench.run.bench import synthetic_dataset
 
 
 @pytest.fixture(scope="session")
@@ -39,9 +38,12 @@ def train(device):
 @pytest.fixture(scope="session")
 def context(device, tmp_path_factory) -> DistillContext:
     spec = {"width": WIDTH, "depth": 3, "norm": "instance"}
-    return DistillContext(device=device, experts_dir=Path(tmp_path_factory.mktemp("experts")),
-                          make_net=lambda: build_model("convnet", 3, CLASSES, SIZE, **spec),
-                          provenance={"dataset": "bench", "net": spec})
+    return DistillContext(
+        device=device,
+        experts_dir=Path(tmp_path_factory.mktemp("experts")),
+        make_net=lambda: build_model("convnet", 3, CLASSES, SIZE, **spec),
+        provenance={"dataset": "bench", "net": spec},
+    )
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,10 @@ that got slower than the loop it replaced is a regression.
 
 import pytest
 import torch
+from sizes import CLASSES, GROUPS, ROUNDS
 
 from fairbench.distill.aggregation import matching_terms
 from fairbench.distill.barycenter import group_barycenter
-
-from sizes import CLASSES, GROUPS, ROUNDS
 
 REAL_PER_CLASS, FEATURES, SUPPORT = 64, 512, 10
 # batched over the per-class loop. On a GPU batching is the point (one launch per step for all
@@ -37,8 +36,12 @@ def test_fairdd_targets_batched_over_loop(benchmark, batch, side_by_side):
         return matching_terms("fairdd", labels, groups, CLASSES, GROUPS).reduce(embed)
 
     def loop():
-        return [embed[(labels == c) & (groups == g)].mean(0) for c in range(CLASSES) for g in range(GROUPS)
-                if ((labels == c) & (groups == g)).any()]
+        return [
+            embed[(labels == c) & (groups == g)].mean(0)
+            for c in range(CLASSES)
+            for g in range(GROUPS)
+            if ((labels == c) & (groups == g)).any()
+        ]
 
     ratio = side_by_side(batched, loop, repeats=15)
     benchmark.extra_info["over_loop"] = ratio
@@ -59,8 +62,10 @@ def test_barycenter_batched_over_loop(benchmark, batch, side_by_side, device):
         return group_barycenter(points, mass, weight, init, **BARYCENTER)
 
     def loop():
-        return [group_barycenter(points[c:c + 1], mass[c:c + 1], weight[c:c + 1], init[c:c + 1], **BARYCENTER)
-                for c in range(CLASSES)]
+        return [
+            group_barycenter(points[c : c + 1], mass[c : c + 1], weight[c : c + 1], init[c : c + 1], **BARYCENTER)
+            for c in range(CLASSES)
+        ]
 
     ratio = side_by_side(batched, loop)
     benchmark.extra_info["over_loop"] = ratio

@@ -6,10 +6,9 @@ network for ``warmup_epochs`` (10 at IPC 10) on the synthetic set.
 """
 
 import pytest
+from sizes import ROUNDS
 
 from fairbench.distill import build_distiller, method_hparams
-
-from sizes import ROUNDS
 
 IPC = 10
 LIMITS = {"dm+fairdd": 1.5, "dm+cobra": 6.0}

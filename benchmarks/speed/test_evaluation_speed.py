@@ -8,16 +8,15 @@ slower.
 """
 
 import torch
-
-from fairbench.augment import DSA
-from fairbench.ensemble import Ensemble
-from fairbench.evaluate import evaluator_spec, seeded_members
-from fairbench.train import fit, train_classifier
-
 from sizes import CLASSES, ROUNDS, SIZE, WIDTH
 
+from fairbench.evaluation.evaluate import evaluator_spec, seeded_members
+from fairbench.training.augment import DSA
+from fairbench.training.ensemble import Ensemble
+from fairbench.training.train import fit, train_classifier
+
 IPC, NUM_EVAL = 10, 5
-ENSEMBLE_LIMIT = {"cuda": 1.0, "cpu": 6.0}   # CPU: measured 3.5x on a loaded 2-core box
+ENSEMBLE_LIMIT = {"cuda": 1.0, "cpu": 6.0}  # CPU: measured 3.5x on a loaded 2-core box
 
 
 def _setting(device):

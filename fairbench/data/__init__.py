@@ -12,9 +12,9 @@ import math
 import re
 from pathlib import Path
 
-from ..errors import DataNotFoundError, FairbenchError
-from ..overrides import apply_overrides
-from ..registry import add_entry, entries, entry, source_of
+from ..core.errors import DataNotFoundError, FairbenchError
+from ..core.overrides import apply_overrides
+from ..core.registry import add_entry, entries, entry, source_of
 from . import bffhq, celeba, cifar, digits, utkface  # noqa: F401  (register their builders)
 from .builders import DATASET_BUILDERS
 from .dataset import DatasetSplits, GroupDataset
@@ -25,8 +25,7 @@ __all__ = ["DatasetSplits", "GroupDataset", "dataset_names", "dataset_params", "
 _INTERVAL = re.compile(r"^\s*([\[(])\s*(-?inf|[-+\d.eE]+)\s*,\s*(-?inf|[-+\d.eE]+)\s*([\])])\s*$")
 
 
-def register_dataset(name: str, *, params: dict | None = None, ranges: dict | None = None,
-                     description: str = ""):
+def register_dataset(name: str, *, params: dict | None = None, ranges: dict | None = None, description: str = ""):
     """Decorate a builder ``fn(root: Path, **params) -> DatasetSplits`` as dataset ``name``.
 
     ``params`` are its user-settable parameters with their defaults (``dataset.KEY=VALUE``),
@@ -35,9 +34,17 @@ def register_dataset(name: str, *, params: dict | None = None, ranges: dict | No
 
     def decorate(fn):
         DATASET_BUILDERS.add(name, fn, source_of(fn))
-        add_entry("datasets", name, {"description": description or (fn.__doc__ or "").strip().split("\n")[0],
-                                     "builder": name, "params": dict(params or {}), "ranges": dict(ranges or {})},
-                  source_of(fn))
+        add_entry(
+            "datasets",
+            name,
+            {
+                "description": description or (fn.__doc__ or "").strip().split("\n")[0],
+                "builder": name,
+                "params": dict(params or {}),
+                "ranges": dict(ranges or {}),
+            },
+            source_of(fn),
+        )
         return fn
 
     return decorate
@@ -70,8 +77,9 @@ def dataset_params(name: str, overrides: dict | None = None) -> dict:
     return params
 
 
-def load_dataset(name: str, data_root: str | Path, overrides: dict | None = None,
-                 download: bool = False) -> DatasetSplits:
+def load_dataset(
+    name: str, data_root: str | Path, overrides: dict | None = None, download: bool = False
+) -> DatasetSplits:
     """The dataset's splits, read from its native files under ``data_root``.
 
     With ``download``, files that are missing are fetched first where the entry names a
@@ -93,6 +101,8 @@ def load_dataset(name: str, data_root: str | Path, overrides: dict | None = None
     for split in ("train", "test"):
         if len(getattr(splits, split)) == 0:
             settings = ", ".join(f"{k}={v}" for k, v in params.items())
-            raise FairbenchError(f"dataset '{name}': the {split} split of {splits.source} is empty with {settings}; "
-                                 "more source images or other settings are needed")
+            raise FairbenchError(
+                f"dataset '{name}': the {split} split of {splits.source} is empty with {settings}; "
+                "more source images or other settings are needed"
+            )
     return splits

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import FairbenchError
+from ..core.errors import FairbenchError
 from .builders import dataset_builder
 from .cache import cached_images
 from .dataset import DatasetSplits, GroupDataset
@@ -26,10 +26,12 @@ TRAIN_SPLIT = "0.5pct"
 NAME = re.compile(r"_(\d+)_(\d+)\.png$")
 CLASSES = ["young", "old"]
 GROUPS = ["female", "male"]
-HOW_TO_GET = ("BFFHQ is distributed by the authors of 'Learning Debiased Representation via Disentangled "
-              "Feature Augmentation' (see https://github.com/kakaoenterprise/Learning-Debiased-Disentangled); "
-              "unpack it so that <data_root>/bffhq/0.5pct/{align,conflict}/<label>/*.png and "
-              "<data_root>/bffhq/test/*.png exist")
+HOW_TO_GET = (
+    "BFFHQ is distributed by the authors of 'Learning Debiased Representation via Disentangled "
+    "Feature Augmentation' (see https://github.com/kakaoenterprise/Learning-Debiased-Disentangled); "
+    "unpack it so that <data_root>/bffhq/0.5pct/{align,conflict}/<label>/*.png and "
+    "<data_root>/bffhq/test/*.png exist"
+)
 
 
 def list_pngs(folder: Path, pattern: str) -> list[str]:
@@ -61,13 +63,27 @@ def bffhq(root: Path, image_size: int, mean: list[float], std: list[float]) -> D
     test = list_pngs(folder / "test", "*.png")
     files = train + test
     rows = torch.from_numpy(parse_names(files))
-    images = torch.from_numpy(cached_images(
-        "bffhq", {"size": image_size}, files,
-        lambda: decode_images(files, image_size, desc="decoding BFFHQ"), HOW_TO_GET))
+    images = torch.from_numpy(
+        cached_images(
+            "bffhq",
+            {"size": image_size},
+            files,
+            lambda: decode_images(files, image_size, desc="decoding BFFHQ"),
+            HOW_TO_GET,
+        )
+    )
 
     def split(index):
-        return GroupDataset(images=images[index], labels=rows[index, 0], groups=rows[index, 1],
-                            class_names=CLASSES, group_names=GROUPS, mean=tuple(mean), std=tuple(std))
+        return GroupDataset(
+            images=images[index],
+            labels=rows[index, 0],
+            groups=rows[index, 1],
+            class_names=CLASSES,
+            group_names=GROUPS,
+            mean=tuple(mean),
+            std=tuple(std),
+        )
 
-    return DatasetSplits(name="", train=split(slice(0, len(train))), test=split(slice(len(train), None)),
-                         source=str(folder))
+    return DatasetSplits(
+        name="", train=split(slice(0, len(train))), test=split(slice(len(train), None)), source=str(folder)
+    )

@@ -16,8 +16,8 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -45,15 +45,17 @@ def fingerprint(files: list[str], how_to_get: str) -> list[tuple[str, int, int]]
 
 
 def entry_path(dataset: str, settings: dict, files: list[str], how_to_get: str) -> Path:
-    key = json.dumps({"format": 1, "dataset": dataset, "settings": settings,
-                      "files": fingerprint(files, how_to_get)}, sort_keys=True)
+    key = json.dumps(
+        {"format": 1, "dataset": dataset, "settings": settings, "files": fingerprint(files, how_to_get)}, sort_keys=True
+    )
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
     tag = "-".join(f"{k}{v}" for k, v in sorted(settings.items()))
     return cache_dir() / "datasets" / f"{dataset}-{tag}-{digest}.npy"
 
 
-def cached_images(dataset: str, settings: dict, files: list[str], decode: Callable[[], np.ndarray],
-                  how_to_get: str) -> np.ndarray:
+def cached_images(
+    dataset: str, settings: dict, files: list[str], decode: Callable[[], np.ndarray], how_to_get: str
+) -> np.ndarray:
     """``decode()``'s array for these files and settings, from the cache when an earlier load made it.
 
     An entry that cannot be read (a truncated write, a full disk) is named, set aside as
@@ -72,8 +74,9 @@ def cached_images(dataset: str, settings: dict, files: list[str], decode: Callab
         aside = path.with_name(f"{path.name}.unreadable-{os.getpid()}")
         try:
             os.replace(path, aside)
-            log.warning("fairbench: the dataset cache entry %s is unreadable; set aside as %s, rebuilding it",
-                        path, aside.name)
+            log.warning(
+                "fairbench: the dataset cache entry %s is unreadable; set aside as %s, rebuilding it", path, aside.name
+            )
         except OSError:
             log.warning("fairbench: the dataset cache entry %s is unreadable; rebuilding it", path)
     images = decode()
@@ -82,7 +85,7 @@ def cached_images(dataset: str, settings: dict, files: list[str], decode: Callab
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(partial, "wb") as f:
             np.save(f, images)
-        os.replace(partial, path)   # atomic: a concurrent load sees the whole entry or none
+        os.replace(partial, path)  # atomic: a concurrent load sees the whole entry or none
     except OSError as e:
         partial.unlink(missing_ok=True)
         log.warning("fairbench: cannot write the dataset cache %s (%s); the next load decodes again", path, e)

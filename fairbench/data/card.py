@@ -10,27 +10,8 @@ import json
 
 from tabulate import tabulate
 
-from ..errors import FairbenchError
-from ..registry import entry
+from ..core.registry import entry
 from .dataset import DatasetSplits
-
-RUN_KEYS = {"data_root": "data", "download": False, "plugins": [], "include_path": []}
-
-
-def parse_settings(args: list[str]) -> tuple[str, bool, dict]:
-    """``key=value`` arguments → (data_root, download, dataset parameters), parsed like a run's
-    overrides; ``plugins=`` and ``include_path=`` are activated, so a plugin's dataset has a card."""
-    from ..config import activate_plugins, merge_settings, parse_overrides
-
-    suite, dotlist = parse_overrides(args)
-    if suite != "quickstart":
-        raise FairbenchError("data takes no suite=; give the dataset's parameters, e.g. rho=0.95")
-    settings = merge_settings(RUN_KEYS, dotlist=dotlist)
-    activate_plugins(settings)
-    if not isinstance(settings["download"], bool):
-        raise FairbenchError(f"download must be true or false, got {settings['download']!r}")
-    params = {k: v for k, v in settings.items() if k not in RUN_KEYS}
-    return str(settings["data_root"]), settings["download"], params
 
 
 def card(splits: DatasetSplits) -> dict:
@@ -40,8 +21,10 @@ def card(splits: DatasetSplits) -> dict:
         "image_shape": list(train.image_shape),
         "classes": train.class_names,
         "groups": train.group_names,
-        "splits": {split: {"n": len(data), "counts": data.counts().tolist()}
-                   for split, data in (("train", splits.train), ("test", splits.test))},
+        "splits": {
+            split: {"n": len(data), "counts": data.counts().tolist()}
+            for split, data in (("train", splits.train), ("test", splits.test))
+        },
     }
 
 

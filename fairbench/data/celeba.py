@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..errors import FairbenchError, unknown_choice
+from ..core.errors import FairbenchError, unknown_choice
 from .builders import dataset_builder
 from .cache import cached_images
 from .cells import balanced_subset, cell_counts
@@ -29,16 +29,25 @@ ATTRIBUTES = "list_attr_celeba.txt"
 PARTITION = "list_eval_partition.txt"
 IMAGES = "img_align_celeba"
 TRAIN, TEST = 0, 2
-HOW_TO_GET = (f"get img_align_celeba.zip (Align&Cropped Images), Anno/{ATTRIBUTES} and Eval/{PARTITION} "
-              "from https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html and put them in <data_root>/celeba/ "
-              f"with the JPEGs unzipped into {IMAGES}/ (torchvision.datasets.CelebA(data_root, download=True) "
-              "makes the same layout)")
+HOW_TO_GET = (
+    f"get img_align_celeba.zip (Align&Cropped Images), Anno/{ATTRIBUTES} and Eval/{PARTITION} "
+    "from https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html and put them in <data_root>/celeba/ "
+    f"with the JPEGs unzipped into {IMAGES}/ (torchvision.datasets.CelebA(data_root, download=True) "
+    "makes the same layout)"
+)
 
 
 def _read_table(path: Path, skip: int, names: list[str]) -> pd.DataFrame:
     try:
-        return pd.read_csv(path, sep=r"\s+", skiprows=skip, header=None, names=names, index_col=0,
-                           dtype={name: str if name == "file" else "Int64" for name in names})
+        return pd.read_csv(
+            path,
+            sep=r"\s+",
+            skiprows=skip,
+            header=None,
+            names=names,
+            index_col=0,
+            dtype={name: str if name == "file" else "Int64" for name in names},
+        )
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:
         raise FairbenchError(f"{path}: malformed ({str(e).splitlines()[0]})") from None
 
@@ -55,8 +64,10 @@ def read_attributes(path: Path) -> tuple[list[str], pd.DataFrame]:
     names = header.split()
     table = _read_table(path, 2, ["file", *names])
     if len(table) != expected or table.isna().any().any():
-        raise FairbenchError(f"{path}: truncated or malformed: {expected} images announced, "
-                             f"{len(table.dropna())} complete rows of {len(names)} attributes found")
+        raise FairbenchError(
+            f"{path}: truncated or malformed: {expected} images announced, "
+            f"{len(table.dropna())} complete rows of {len(names)} attributes found"
+        )
     if not table.isin([-1, 1]).all().all():
         raise FairbenchError(f"{path}: attribute values must be -1 or 1")
     return names, table
@@ -68,8 +79,10 @@ def read_partition(path: Path, files: pd.Index) -> np.ndarray:
     partition = table["partition"].reindex(files)
     if partition.isna().any():
         unlisted = partition.index[partition.isna()]
-        raise FairbenchError(f"{path}: truncated or malformed: no partition for {len(unlisted)} images "
-                             f"listed in {ATTRIBUTES} (first: {unlisted[0]})")
+        raise FairbenchError(
+            f"{path}: truncated or malformed: no partition for {len(unlisted)} images "
+            f"listed in {ATTRIBUTES} (first: {unlisted[0]})"
+        )
     return partition.to_numpy(dtype=np.int64)
 
 
@@ -80,8 +93,9 @@ def _attribute_column(names: list[str], role: str, name: str) -> int:
 
 
 @dataset_builder("celeba")
-def celeba(root: Path, target: str, group: str, image_size: int, crop: int, seed: int,
-           mean: list[float], std: list[float]) -> DatasetSplits:
+def celeba(
+    root: Path, target: str, group: str, image_size: int, crop: int, seed: int, mean: list[float], std: list[float]
+) -> DatasetSplits:
     if image_size < 1:
         raise FairbenchError(f"image_size must be a positive integer, got {image_size}")
     folder = root / FOLDER
@@ -97,23 +111,37 @@ def celeba(root: Path, target: str, group: str, image_size: int, crop: int, seed
     order = np.concatenate([np.flatnonzero(partition == TRAIN), np.flatnonzero(partition == TEST)])
     n_train = int((partition == TRAIN).sum())
     files = [os.path.join(image_dir, name) for name in attributes.index[order]]
-    images = torch.from_numpy(cached_images(
-        "celeba", {"size": image_size, "crop": crop}, files,
-        lambda: decode_images(files, image_size, crop, desc="decoding CelebA"), HOW_TO_GET))
+    images = torch.from_numpy(
+        cached_images(
+            "celeba",
+            {"size": image_size, "crop": crop},
+            files,
+            lambda: decode_images(files, image_size, crop, desc="decoding CelebA"),
+            HOW_TO_GET,
+        )
+    )
     values = torch.from_numpy(attributes.iloc[order, columns].to_numpy(dtype=np.int64) > 0).long()
     labels, groups = values[:, 0], values[:, 1]
 
     test = torch.arange(n_train, len(order))
     counts = cell_counts(labels[test], groups[test], 2, 2)
     if counts.min() == 0:
-        raise FairbenchError(f"the CelebA test partition has no image in some ({target}, {group}) cell "
-                             f"(counts {counts.tolist()}); a balanced test split is impossible")
+        raise FairbenchError(
+            f"the CelebA test partition has no image in some ({target}, {group}) cell "
+            f"(counts {counts.tolist()}); a balanced test split is impossible"
+        )
     keep = balanced_subset(labels[test], groups[test], 2, int(counts.min()), torch.Generator().manual_seed(seed))
     test = test[keep]
 
     def split(index):
-        return GroupDataset(images=images[index], labels=labels[index], groups=groups[index],
-                            class_names=[f"not {target}", target], group_names=[f"not {group}", group],
-                            mean=tuple(mean), std=tuple(std))
+        return GroupDataset(
+            images=images[index],
+            labels=labels[index],
+            groups=groups[index],
+            class_names=[f"not {target}", target],
+            group_names=[f"not {group}", group],
+            mean=tuple(mean),
+            std=tuple(std),
+        )
 
     return DatasetSplits(name="", train=split(slice(0, n_train)), test=split(test), source=str(folder))

@@ -23,8 +23,9 @@ def cell_counts(labels: torch.Tensor, groups: torch.Tensor, num_classes: int, nu
     return torch.bincount(cells, minlength=num_classes * num_groups).view(num_classes, num_groups)
 
 
-def balanced_subset(labels: torch.Tensor, groups: torch.Tensor, num_groups: int, per_cell: int,
-                    generator: torch.Generator) -> torch.Tensor:
+def balanced_subset(
+    labels: torch.Tensor, groups: torch.Tensor, num_groups: int, per_cell: int, generator: torch.Generator
+) -> torch.Tensor:
     """Sorted indices of ``per_cell`` random samples from every (class, group) cell.
 
     A test split balanced this way weighs every group equally in accuracy, so a gap between groups

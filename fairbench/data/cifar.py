@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import FairbenchError
+from ..core.errors import FairbenchError
 from .builders import dataset_builder
 from .cells import rank_within
 from .dataset import DatasetSplits, GroupDataset
@@ -24,8 +24,10 @@ TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_BATCH = "test_batch"
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 GROUPS = ["grayscale", "color"]
-HOW_TO_GET = ("get cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and unpack it "
-              "into data_root, or add download=true")
+HOW_TO_GET = (
+    "get cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and unpack it "
+    "into data_root, or add download=true"
+)
 
 
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -86,13 +88,23 @@ def cifar10_skewed(root: Path, rho: float, seed: int, mean: list[float], std: li
     train_images[gray] = grayscale(train_images[gray])
 
     def split(images, labels, groups):
-        return GroupDataset(images=images, labels=labels, groups=groups, class_names=CLASSES,
-                            group_names=GROUPS, mean=tuple(mean), std=tuple(std))
+        return GroupDataset(
+            images=images,
+            labels=labels,
+            groups=groups,
+            class_names=CLASSES,
+            group_names=GROUPS,
+            mean=tuple(mean),
+            std=tuple(std),
+        )
 
     return DatasetSplits(
         name="",
         train=split(train_images, train_labels, train_groups),
-        test=split(torch.cat([grayscale(test_images), test_images]), test_labels.repeat(2),
-                   torch.cat([torch.zeros_like(test_labels), torch.ones_like(test_labels)])),
+        test=split(
+            torch.cat([grayscale(test_images), test_images]),
+            test_labels.repeat(2),
+            torch.cat([torch.zeros_like(test_labels), torch.ones_like(test_labels)]),
+        ),
         source=str(root / FOLDER),
     )

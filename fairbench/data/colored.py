@@ -29,8 +29,16 @@ import torch.nn.functional as F
 
 COLORS = torch.tensor(
     [
-        [255, 0, 0], [255, 128, 0], [255, 255, 0], [255, 255, 128], [0, 255, 0],
-        [0, 255, 255], [0, 0, 255], [128, 0, 255], [255, 0, 255], [255, 255, 255],
+        [255, 0, 0],
+        [255, 128, 0],
+        [255, 255, 0],
+        [255, 255, 128],
+        [0, 255, 0],
+        [0, 255, 255],
+        [0, 0, 255],
+        [128, 0, 255],
+        [255, 0, 255],
+        [255, 255, 255],
     ],
     dtype=torch.float32,
 )
@@ -58,7 +66,7 @@ def reference_colors(labels: np.ndarray, rho: float, rng: np.random.RandomState)
         rest = members[n_major:]
         chunk = math.ceil(len(rest) / (num_colors - 1))
         for k, start in enumerate(range(0, len(rest), max(chunk, 1))):
-            groups[rest[start:start + chunk]] = others[k]
+            groups[rest[start : start + chunk]] = others[k]
     rng.shuffle(np.arange(len(labels)))
     return groups
 

@@ -60,15 +60,17 @@ class GroupDataset:
         real batch every step, and a fresh host-to-device copy each time would block the host."""
         key = str(device)
         if key not in self._moments_on:
-            self._moments_on[key] = (torch.tensor(self.mean, device=device).view(1, -1, 1, 1),
-                                     torch.tensor(self.std, device=device).view(1, -1, 1, 1))
+            self._moments_on[key] = (
+                torch.tensor(self.mean, device=device).view(1, -1, 1, 1),
+                torch.tensor(self.std, device=device).view(1, -1, 1, 1),
+            )
         return self._moments_on[key]
 
     def counts(self) -> torch.Tensor:
         """Samples per (class, group) cell, shape (num_classes, num_groups)."""
         return cell_counts(self.labels, self.groups, self.num_classes, self.num_groups)
 
-    def to(self, device) -> "GroupDataset":
+    def to(self, device) -> GroupDataset:
         return replace(
             self,
             images=self.images.to(device),

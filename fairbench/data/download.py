@@ -11,7 +11,7 @@ import contextlib
 import sys
 from pathlib import Path
 
-from ..errors import FairbenchError, unknown_choice
+from ..core.errors import FairbenchError, unknown_choice
 
 TORCHVISION_CLASSES = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import DataNotFoundError
+from ..core.errors import DataNotFoundError
 
 
 def missing(path: Path, how_to_get: str) -> DataNotFoundError:

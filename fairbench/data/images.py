@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from PIL import Image
 
-from ..errors import FairbenchError
-from ..progress import progress
+from ..core.errors import FairbenchError
+from ..core.progress import progress
 
 DECODE_THREADS = min(8, os.cpu_count() or 1)
 
@@ -56,5 +57,5 @@ def decode_images(paths: list[str], size: int, crop: int | None = None, desc: st
         for _ in progress(pool.map(decode_into, range(len(paths))), desc=desc, total=len(paths)):
             pass
     finally:
-        pool.shutdown(cancel_futures=True)   # a bad file fails the load now, not after the rest decode
+        pool.shutdown(cancel_futures=True)  # a bad file fails the load now, not after the rest decode
     return out

@@ -12,10 +12,10 @@ adjustments per base are ``registry/variants/<variant>.yaml`` or its ``config=``
 
 from __future__ import annotations
 
-from ..augment import TRANSFORMS
-from ..errors import FairbenchError, unknown_choice
-from ..overrides import apply_overrides, check_known
-from ..registry import Registry, entries, source_of
+from ..core.errors import FairbenchError, unknown_choice
+from ..core.overrides import apply_overrides, check_known
+from ..core.registry import Registry, entries, source_of
+from ..training.augment import TRANSFORMS
 from .aggregation import VARIANTS, MatchingTerms, register_variant
 from .base import DistillContext, Distiller, DistillStats, SyntheticSet
 from .cafe import FeatureAlignment
@@ -27,8 +27,20 @@ from .idc import MultiFormation
 from .mtt import TrajectoryMatching
 from .random_real import RandomReal
 
-__all__ = ["BASES", "DistillContext", "Distiller", "DistillStats", "MatchingTerms", "SyntheticSet",
-           "build_distiller", "method_hparams", "method_ids", "parse_method", "register_base", "register_variant"]
+__all__ = [
+    "BASES",
+    "DistillContext",
+    "Distiller",
+    "DistillStats",
+    "MatchingTerms",
+    "SyntheticSet",
+    "build_distiller",
+    "method_hparams",
+    "method_ids",
+    "parse_method",
+    "register_base",
+    "register_variant",
+]
 
 BASES: Registry[type[Distiller]] = Registry("base distiller")
 
@@ -52,8 +64,15 @@ def register_base(name: str, *, config=None):
     return decorate
 
 
-for _cls in (RandomReal, DistributionMatching, GradientMatching, GradientMatchingDSA, MultiFormation,
-             FeatureAlignment, TrajectoryMatching):
+for _cls in (
+    RandomReal,
+    DistributionMatching,
+    GradientMatching,
+    GradientMatchingDSA,
+    MultiFormation,
+    FeatureAlignment,
+    TrajectoryMatching,
+):
     register_base(_cls.name)(_cls)
 
 
@@ -127,9 +146,21 @@ def check_overrides(overrides: dict) -> None:
 
 
 # Settings several bases share, checked wherever they appear: (test, what a valid value is).
-_AT_LEAST_ONE = ("iterations", "real_batch", "outer_loop", "inner_loop", "batch_train", "num_experts",
-                 "trajectory_epochs", "expert_batch", "syn_steps", "expert_epochs", "factor", "ot_iterations",
-                 "bary_iterations")
+_AT_LEAST_ONE = (
+    "iterations",
+    "real_batch",
+    "outer_loop",
+    "inner_loop",
+    "batch_train",
+    "num_experts",
+    "trajectory_epochs",
+    "expert_batch",
+    "syn_steps",
+    "expert_epochs",
+    "factor",
+    "ot_iterations",
+    "bary_iterations",
+)
 _NOT_NEGATIVE = ("warmup_epochs", "max_start_epoch", "batch_syn", "momentum")
 _POSITIVE = ("lr_img", "lr_net", "warmup_lr", "expert_lr", "lr_lr", "syn_lr_init", "ot_reg")
 
@@ -170,10 +201,12 @@ def _check_ipc_table(method_id: str, base: str, ipc: int, overrides: dict) -> No
     if missing:
         listed = ", ".join(map(str, sorted(table)))
         give = " and ".join(f"distill.{k}" for k in missing)
-        raise FairbenchError(f"method '{method_id}' has no settings for ipc={ipc} (its ipc table: {listed}); give {give}")
+        raise FairbenchError(
+            f"method '{method_id}' has no settings for ipc={ipc} (its ipc table: {listed}); give {give}"
+        )
 
 
-def check_method(method_id: str, ipc: int, hparams: dict, overrides: dict) -> None:
+def check_method_hparams(method_id: str, ipc: int, hparams: dict, overrides: dict) -> None:
     """Every value of a cell's resolved hyperparameters, before anything runs."""
     base, _ = parse_method(method_id)
     _check_ipc_table(method_id, base, ipc, overrides)

@@ -26,12 +26,14 @@ over samples, groups or classes, and no host sync.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
-from ..registry import Registry, source_of
+from ..core.errors import FairbenchError
+from ..core.registry import Registry, source_of
+from .hparams import register_config
 
 VARIANT_KINDS = ("mean", "distribution")
 
@@ -46,9 +48,9 @@ class MatchingTerms:
     says term t of class c exists in this batch (has samples).
     """
 
-    term: torch.Tensor      # (N,) the term each real sample feeds, in [0, num_classes * terms_per_class)
-    weight: torch.Tensor    # (N,) the sample's weight inside its term's weighted mean
-    active: torch.Tensor    # (num_classes, terms_per_class) bool: the term exists in this batch
+    term: torch.Tensor  # (N,) the term each real sample feeds, in [0, num_classes * terms_per_class)
+    weight: torch.Tensor  # (N,) the sample's weight inside its term's weighted mean
+    active: torch.Tensor  # (num_classes, terms_per_class) bool: the term exists in this batch
     terms_per_class: int
 
     @property
@@ -71,15 +73,21 @@ class Variant:
     name: str
     kind: str
     terms: TermsFunction
-    feature_target: Callable | None = None   # distribution variants: (embed, labels, groups, C, G, init, hparams)
+    feature_target: Callable | None = None  # distribution variants: (embed, labels, groups, C, G, init, hparams)
     description: str = ""
 
 
 VARIANTS: Registry[Variant] = Registry("variant")
 
 
-def register_variant(name: str, kind: str = "mean", *, feature_target: Callable | None = None,
-                     config: str | dict | None = None, description: str | None = None):
+def register_variant(
+    name: str,
+    kind: str = "mean",
+    *,
+    feature_target: Callable | None = None,
+    config: str | dict | None = None,
+    description: str | None = None,
+):
     """Decorate ``fn(labels, groups, num_classes, num_groups) -> MatchingTerms`` as variant ``name``.
 
     ``kind="distribution"`` also needs ``feature_target``: it builds the step's target from the
@@ -87,9 +95,6 @@ def register_variant(name: str, kind: str = "mean", *, feature_target: Callable 
     per-base hyperparameter adjustments, a YAML path or a mapping shaped like
     ``registry/variants/*.yaml`` (``bases: {dm: {defaults: {...}, ipc: {...}}}``).
     """
-    from ..errors import FairbenchError
-    from .hparams import register_config
-
     if kind not in VARIANT_KINDS:
         raise FairbenchError(f"variant '{name}': unknown kind '{kind}'; choose from: {', '.join(VARIANT_KINDS)}")
     if kind == "distribution" and feature_target is None:
@@ -104,8 +109,9 @@ def register_variant(name: str, kind: str = "mean", *, feature_target: Callable 
     return decorate
 
 
-def matching_terms(variant: str, labels: torch.Tensor, groups: torch.Tensor,
-                   num_classes: int, num_groups: int) -> MatchingTerms:
+def matching_terms(
+    variant: str, labels: torch.Tensor, groups: torch.Tensor, num_classes: int, num_groups: int
+) -> MatchingTerms:
     """The registered variant's terms for one real batch."""
     return VARIANTS.get(variant).terms(labels, groups, num_classes, num_groups)
 

@@ -30,8 +30,9 @@ def _log_uniform(shape: tuple[int, ...], device) -> torch.Tensor:
     return torch.full(shape, -math.log(shape[-1]), device=device)
 
 
-def sinkhorn_plans(cost: torch.Tensor, log_a: torch.Tensor, log_b: torch.Tensor, reg: float,
-                   iterations: int) -> torch.Tensor:
+def sinkhorn_plans(
+    cost: torch.Tensor, log_a: torch.Tensor, log_b: torch.Tensor, reg: float, iterations: int
+) -> torch.Tensor:
     """Entropic transport plans of a batch of problems, log domain, a fixed number of iterations.
 
     ``cost`` (B, n, m); ``log_a`` (B, n) and ``log_b`` (B, m) are log marginals, where ``-inf``
@@ -55,14 +56,22 @@ def transport_cost(x: torch.Tensor, y: torch.Tensor, *, reg: float, iterations: 
     Differentiable in both clouds through the cost matrix, with the plan held fixed.
     """
     cost = squared_distances(x, y)
-    plan = sinkhorn_plans(cost, _log_uniform(x.shape[:2], x.device), _log_uniform(y.shape[:2], y.device),
-                          reg, iterations)
+    plan = sinkhorn_plans(
+        cost, _log_uniform(x.shape[:2], x.device), _log_uniform(y.shape[:2], y.device), reg, iterations
+    )
     return loss_linear_batch(cost, plan)
 
 
-def group_barycenter(points: torch.Tensor, group_mass: torch.Tensor, group_weight: torch.Tensor,
-                     init: torch.Tensor, *, reg: float, iterations: int,
-                     sinkhorn_iterations: int) -> torch.Tensor:
+def group_barycenter(
+    points: torch.Tensor,
+    group_mass: torch.Tensor,
+    group_weight: torch.Tensor,
+    init: torch.Tensor,
+    *,
+    reg: float,
+    iterations: int,
+    sinkhorn_iterations: int,
+) -> torch.Tensor:
     """Free-support barycenters of several groups' point clouds, one problem per row.
 
     ``points`` (B, n, d) holds every group's points of a problem together; ``group_mass``
@@ -80,7 +89,7 @@ def group_barycenter(points: torch.Tensor, group_mass: torch.Tensor, group_weigh
     log_a = _log_uniform((batch * groups, support), points.device)
     x = init
     for _ in range(iterations):
-        cost = squared_distances(x, points)                                   # (B, K, n)
+        cost = squared_distances(x, points)  # (B, K, n)
         plans = sinkhorn_plans(cost.repeat_interleave(groups, 0), log_a, log_b, reg, sinkhorn_iterations)
         mixed = torch.einsum("bg,bgkn->bkn", group_weight, plans.view(batch, groups, support, n))
         x = support * torch.bmm(mixed, points)

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from ..augment import DSA
+from ..core.errors import DistillationDiverged, FairbenchError
 from ..data import GroupDataset
-from ..errors import DistillationDiverged, FairbenchError
+from ..training.augment import DSA
 from .aggregation import VARIANTS
 
 
@@ -33,16 +34,16 @@ class SyntheticSet:
     labels: torch.Tensor
     extras: dict = field(default_factory=dict)
 
-    def cpu(self) -> "SyntheticSet":
+    def cpu(self) -> SyntheticSet:
         return SyntheticSet(self.images.detach().cpu(), self.labels.cpu(), self.extras)
 
 
 @dataclass
 class DistillContext:
     device: torch.device
-    make_net: Callable[[], nn.Module]          # a freshly initialised network of the method's arch
-    progress: Callable = lambda it, **_: it     # wraps the iteration loop with a progress display
-    experts_dir: Path = Path("experts")         # where MTT's expert trajectories are cached
+    make_net: Callable[[], nn.Module]  # a freshly initialised network of the method's arch
+    progress: Callable = lambda it, **_: it  # wraps the iteration loop with a progress display
+    experts_dir: Path = Path("experts")  # where MTT's expert trajectories are cached
     provenance: dict = field(default_factory=dict)  # dataset, its params and the net spec: keys caches
 
     def fresh_net(self) -> nn.Module:
@@ -69,8 +70,12 @@ class DistillStats:
         return 1000 * self.target_s / self.iterations if self.iterations else 0.0
 
     def as_record(self) -> dict:
-        return {"iterations": self.iterations, "distill_s": self.wall_s, "iter_ms": self.iter_ms,
-                "target_ms": self.target_ms}
+        return {
+            "iterations": self.iterations,
+            "distill_s": self.wall_s,
+            "iter_ms": self.iter_ms,
+            "target_ms": self.target_ms,
+        }
 
 
 class Distiller(ABC):
@@ -83,13 +88,15 @@ class Distiller(ABC):
 
     name: ClassVar[str]
     accepts: ClassVar[tuple[str, ...]] = ("mean",)
-    defaults: ClassVar[dict] = {}        # hyperparameters when no registry entry gives them
+    defaults: ClassVar[dict] = {}  # hyperparameters when no registry entry gives them
     description: ClassVar[str] = ""
 
     def __init__(self, hparams: dict, aggregation: str = "vanilla"):
         if not self.supports(aggregation):
-            raise FairbenchError(f"base '{self.name}' does not take variant '{aggregation}' "
-                                 f"(it accepts variant kinds: {', '.join(self.accepts) or 'none'})")
+            raise FairbenchError(
+                f"base '{self.name}' does not take variant '{aggregation}' "
+                f"(it accepts variant kinds: {', '.join(self.accepts) or 'none'})"
+            )
         self.hparams = hparams
         self.aggregation = aggregation
         self.stats = DistillStats()
@@ -113,11 +120,14 @@ class Distiller(ABC):
         need = self.real_images_per_class(ipc)
         smallest = int(torch.bincount(train.labels.cpu(), minlength=train.num_classes).min())
         if need > smallest:
-            raise FairbenchError(f"ipc={ipc} is impossible for {self.method_id}: it starts from {need} real images "
-                                 f"per class and the smallest class has only {smallest} training images")
+            raise FairbenchError(
+                f"ipc={ipc} is impossible for {self.method_id}: it starts from {need} real images "
+                f"per class and the smallest class has only {smallest} training images"
+            )
 
-    def prepare(self, train: GroupDataset, ctx: DistillContext, *, stand_in: bool = False,
-                progress=lambda it, **_: it) -> str | None:
+    def prepare(
+        self, train: GroupDataset, ctx: DistillContext, *, stand_in: bool = False, progress=lambda it, **_: it
+    ) -> str | None:
         """Make what :meth:`distill` needs besides the data (MTT: expert trajectories), cached where
         every cell with the same needs finds it; return one line saying what was made, or None
         when the base needs nothing. ``stand_in``: make cheap placeholders of the right shape whose
@@ -139,8 +149,9 @@ class Distiller(ABC):
         index = sampler.sample_exact(ipc)
         return train.normalize(train.images[index]), train.labels[index]
 
-    def learnable_images(self, train: GroupDataset, ipc: int, sampler) -> tuple[torch.Tensor, torch.Tensor,
-                                                                              torch.optim.Optimizer]:
+    def learnable_images(
+        self, train: GroupDataset, ipc: int, sampler
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.optim.Optimizer]:
         """The stored images from :meth:`initial_images`, made learnable, with their SGD optimizer
         (``lr_img``, ``momentum``): the start of every image-optimising distiller."""
         images, labels = self.initial_images(train, ipc, sampler)
@@ -152,7 +163,7 @@ class Distiller(ABC):
         """The DSA the hyperparameters ask for (``dsa``, ``dsa_strategy``), or None."""
         return DSA(strategy=self.hparams["dsa_strategy"]) if self.hparams["dsa"] else None
 
-    def timed_iterations(self, ctx: DistillContext) -> "IterationClock":
+    def timed_iterations(self, ctx: DistillContext) -> IterationClock:
         """The clock a distiller's loop runs under; its totals land in ``self.stats`` at the end."""
         return IterationClock(ctx, self.stats, self.method_id, self.hparams["iterations"])
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..data import GroupDataset
-from ..train import train_classifier
+from ..training.train import train_classifier
 from .base import DistillContext, Distiller, SyntheticSet
 from .sampling import ClassSampler
 
@@ -40,13 +40,20 @@ class BilevelMatching(Distiller):
         """Statistics of the (augmented) synthetic images, ``syn`` shaped (C, m, ...), differentiable."""
 
     @abstractmethod
-    def real_target(self, net: nn.Module, real: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor,
-                    num_classes: int, num_groups: int, syn_stats):
+    def real_target(
+        self,
+        net: nn.Module,
+        real: torch.Tensor,
+        labels: torch.Tensor,
+        groups: torch.Tensor,
+        num_classes: int,
+        num_groups: int,
+        syn_stats,
+    ):
         """The group aggregation's target from a class-major real batch."""
 
     @abstractmethod
-    def matching_loss(self, target, syn_stats) -> torch.Tensor:
-        ...
+    def matching_loss(self, target, syn_stats) -> torch.Tensor: ...
 
     def distill(self, train: GroupDataset, ipc: int, ctx: DistillContext) -> SyntheticSet:
         hp = self.hparams
@@ -68,21 +75,32 @@ class BilevelMatching(Distiller):
                 syn = self.decode(stored)
                 if dsa is not None:
                     syn = dsa.apply(syn, params, syn_labels)
-                syn_stats = self.synthetic_statistics(net, syn.view(*by_class, *syn.shape[1:]),
-                                                      syn_labels.view(by_class))
+                syn_stats = self.synthetic_statistics(
+                    net, syn.view(*by_class, *syn.shape[1:]), syn_labels.view(by_class)
+                )
                 with clock.target.phase():
                     real, labels = train.normalize(train.images[index]), train.labels[index]
                     if dsa is not None:
                         real = dsa.apply(real, params, labels)
-                    target = self.real_target(net, real, labels, train.groups[index], num_classes, num_groups,
-                                              syn_stats)
+                    target = self.real_target(
+                        net, real, labels, train.groups[index], num_classes, num_groups, syn_stats
+                    )
                 loss = self.matching_loss(target, syn_stats)
                 clock.watch(loss)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 if step + 1 < hp["outer_loop"]:
-                    train_classifier(net, self.decode(stored).detach(), syn_labels, epochs=hp["inner_loop"],
-                                     lr=hp["lr_net"], momentum=0.0, weight_decay=0.0,
-                                     batch_size=hp["batch_train"], augment=dsa, schedule="constant")
+                    train_classifier(
+                        net,
+                        self.decode(stored).detach(),
+                        syn_labels,
+                        epochs=hp["inner_loop"],
+                        lr=hp["lr_net"],
+                        momentum=0.0,
+                        weight_decay=0.0,
+                        batch_size=hp["batch_train"],
+                        augment=dsa,
+                        schedule="constant",
+                    )
         return SyntheticSet(self.decode(stored).detach(), syn_labels, self.extras(ipc))

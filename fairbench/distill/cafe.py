@@ -39,11 +39,13 @@ class FeatureAlignment(BilevelMatching):
         with torch.no_grad():
             blocks = tiled(net.block_outputs, real)
         distance = self.hparams["distance"]
-        inner = [mean_target(self.aggregation, b, labels, groups, num_classes, num_groups, distance)
-                 for b in blocks[:-1]]
+        inner = [
+            mean_target(self.aggregation, b, labels, groups, num_classes, num_groups, distance) for b in blocks[:-1]
+        ]
         embed = blocks[-1].flatten(1)
-        final = feature_target(self.aggregation, embed, labels, groups, num_classes, num_groups,
-                               syn_stats[-1].flatten(2), self.hparams)
+        final = feature_target(
+            self.aggregation, embed, labels, groups, num_classes, num_groups, syn_stats[-1].flatten(2), self.hparams
+        )
         weight = matching_terms(self.aggregation, labels, groups, num_classes, num_groups).weight
         return inner, final, embed, labels, weight
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from ..data import GroupDataset
-from ..train import train_classifier
+from ..training.train import train_classifier
 from .base import DistillContext, Distiller, SyntheticSet
 from .feature_targets import feature_target
 from .sampling import ClassSampler
@@ -50,8 +50,9 @@ class DistributionMatching(Distiller):
                     real = dsa.apply(real, params, labels)
                 with torch.no_grad():
                     real_embed = tiled(net.embed, real)
-                target = feature_target(self.aggregation, real_embed, labels, groups, num_classes, num_groups,
-                                        syn_embed, hp)
+                target = feature_target(
+                    self.aggregation, real_embed, labels, groups, num_classes, num_groups, syn_embed, hp
+                )
             loss = target.loss(syn_embed)
             clock.watch(loss)
             optimizer.zero_grad(set_to_none=True)
@@ -67,7 +68,15 @@ def warm_start(net, images, labels, hparams, dsa):
     rate) and the method's DSA on; the registry's ``warmup_*`` settings say so, so a deviation is
     a recorded hyperparameter, not a code change.
     """
-    train_classifier(net, images, labels, epochs=hparams["warmup_epochs"], lr=hparams["warmup_lr"],
-                     momentum=hparams["warmup_momentum"], weight_decay=hparams["warmup_weight_decay"],
-                     batch_size=hparams["warmup_batch"], schedule=hparams["warmup_schedule"],
-                     augment=dsa if hparams["warmup_dsa"] else None)
+    train_classifier(
+        net,
+        images,
+        labels,
+        epochs=hparams["warmup_epochs"],
+        lr=hparams["warmup_lr"],
+        momentum=hparams["warmup_momentum"],
+        weight_decay=hparams["warmup_weight_decay"],
+        batch_size=hparams["warmup_batch"],
+        schedule=hparams["warmup_schedule"],
+        augment=dsa if hparams["warmup_dsa"] else None,
+    )

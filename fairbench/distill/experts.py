@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
-from ..augment import DSA
+from ..core.atomic import atomic_path
+from ..core.errors import FairbenchError, first_line
 from ..data import GroupDataset
-from ..atomic import atomic_path
-from ..errors import FairbenchError, first_line
-from ..train import train_classifier
+from ..training.augment import DSA
+from ..training.train import train_classifier
 from .aggregation import matching_terms
 
 EXPERT_SETTINGS = ("trajectory_epochs", "expert_lr", "expert_batch", "expert_dsa")
@@ -41,7 +41,7 @@ def balance_weights(aggregation: str, train: GroupDataset) -> torch.Tensor:
     Computed on the CPU in double precision whatever the device, so the cache digest they enter is
     the same for ``fairbench experts`` and for every run that looks the experts up.
     """
-    if aggregation == "vanilla":    # MTT's own experts: the plain mean loss
+    if aggregation == "vanilla":  # MTT's own experts: the plain mean loss
         return torch.ones(len(train), dtype=torch.float64)
     labels, groups = train.labels.cpu(), train.groups.cpu()
     weight = matching_terms(aggregation, labels, groups, train.num_classes, train.num_groups).weight.double()
@@ -50,9 +50,13 @@ def balance_weights(aggregation: str, train: GroupDataset) -> torch.Tensor:
 
 def expert_folder(root: Path, provenance: dict, hparams: dict, weights: torch.Tensor) -> Path:
     """The cache folder of the trajectories a cell needs: named by what would produce them."""
-    digest = hashlib.sha1(json.dumps(
-        {"provenance": provenance, "settings": {k: hparams[k] for k in EXPERT_SETTINGS}},
-        sort_keys=True, default=str).encode())
+    digest = hashlib.sha1(
+        json.dumps(
+            {"provenance": provenance, "settings": {k: hparams[k] for k in EXPERT_SETTINGS}},
+            sort_keys=True,
+            default=str,
+        ).encode()
+    )
     digest.update(weights.numpy().round(6).tobytes())
     return Path(root) / f"{provenance['dataset']}-{digest.hexdigest()[:12]}"
 
@@ -72,7 +76,8 @@ def check_experts(folder: Path, count: int, method_id: str, dataset: str) -> Non
         raise FairbenchError(
             f"{method_id} needs {count} expert trajectories in {folder} and {len(missing)} are missing; make "
             f"them with `fairbench prepare` followed by the same suite= and key=value settings as this run "
-            f"(or `fairbench experts {dataset}` with them)")
+            f"(or `fairbench experts {dataset}` with them)"
+        )
 
 
 def _load_expert(path: Path, device) -> torch.Tensor:
@@ -81,11 +86,13 @@ def _load_expert(path: Path, device) -> torch.Tensor:
     failing on it."""
     try:
         return torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:     # torch.load raises RuntimeError, EOFError, UnpicklingError, ...
+    except Exception as error:  # torch.load raises RuntimeError, EOFError, UnpicklingError, ...
         aside = path.with_name(path.name + ".corrupt")
         path.replace(aside)
-        raise FairbenchError(f"{path}: not a readable expert trajectory ({first_line(error)}); set aside as "
-                             f"{aside.name}: rerun the same command, whose preparation step makes it again") from None
+        raise FairbenchError(
+            f"{path}: not a readable expert trajectory ({first_line(error)}); set aside as "
+            f"{aside.name}: rerun the same command, whose preparation step makes it again"
+        ) from None
 
 
 def load_experts(folder: Path, count: int, device) -> torch.Tensor:
@@ -100,21 +107,39 @@ def train_expert(net: nn.Module, train: GroupDataset, weights: torch.Tensor, hpa
     def snapshot():
         snapshots.append(nn.utils.parameters_to_vector(net.parameters()).detach().clone())
 
-    train_classifier(net, train.normalize(train.images), train.labels, epochs=hparams["trajectory_epochs"],
-                     lr=hparams["expert_lr"], momentum=0.0, weight_decay=0.0, batch_size=hparams["expert_batch"],
-                     augment=DSA() if hparams["expert_dsa"] else None, schedule="constant",
-                     sample_weight=weights.to(train.labels.device, torch.float32), on_epoch=snapshot)
+    train_classifier(
+        net,
+        train.normalize(train.images),
+        train.labels,
+        epochs=hparams["trajectory_epochs"],
+        lr=hparams["expert_lr"],
+        momentum=0.0,
+        weight_decay=0.0,
+        batch_size=hparams["expert_batch"],
+        augment=DSA() if hparams["expert_dsa"] else None,
+        schedule="constant",
+        sample_weight=weights.to(train.labels.device, torch.float32),
+        on_epoch=snapshot,
+    )
     return torch.stack(snapshots)
 
 
-def make_experts(folder: Path, count: int, train: GroupDataset, weights: torch.Tensor, hparams: dict,
-                 make_net: Callable[[], nn.Module], device, progress=lambda it, **_: it) -> int:
+def make_experts(
+    folder: Path,
+    count: int,
+    train: GroupDataset,
+    weights: torch.Tensor,
+    hparams: dict,
+    make_net: Callable[[], nn.Module],
+    device,
+    progress=lambda it, **_: it,
+) -> int:
     """Train the trajectories missing from ``folder`` (expert k with seed k); return how many."""
     folder.mkdir(parents=True, exist_ok=True)
     todo = missing_experts(folder, count)
     for path in progress(todo, desc=f"experts {folder.name}"):
         torch.manual_seed(int(path.stem.split("_")[1]))
         trajectory = train_expert(make_net().to(device), train, weights, hparams)
-        with atomic_path(path) as tmp:    # a kill or a full disk never leaves a truncated expert
+        with atomic_path(path) as tmp:  # a kill or a full disk never leaves a truncated expert
             torch.save(trajectory.cpu(), tmp)
     return len(todo)

@@ -14,12 +14,12 @@ embeddings. Two kinds share that interface:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
-from .aggregation import MatchingTerms, VARIANTS, cobra, matching_terms, register_variant
+from .aggregation import VARIANTS, MatchingTerms, cobra, matching_terms, register_variant
 from .barycenter import group_barycenter, transport_cost
 
 DISTANCES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -30,8 +30,8 @@ DISTANCES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 @dataclass
 class MeanTarget:
-    targets: torch.Tensor          # (C, T, ...) one target per term
-    active: torch.Tensor           # (C, T) the term exists in this batch
+    targets: torch.Tensor  # (C, T, ...) one target per term
+    active: torch.Tensor  # (C, T) the term exists in this batch
     distance: Callable[[torch.Tensor], torch.Tensor]
 
     def loss(self, syn: torch.Tensor) -> torch.Tensor:
@@ -42,7 +42,7 @@ class MeanTarget:
 
 @dataclass
 class BarycenterTarget:
-    support: torch.Tensor          # (C, K, d) the barycenter's support points
+    support: torch.Tensor  # (C, K, d) the barycenter's support points
     reg: float
     iterations: int
 
@@ -50,14 +50,28 @@ class BarycenterTarget:
         return transport_cost(syn.flatten(2), self.support, reg=self.reg, iterations=self.iterations).sum()
 
 
-def mean_target(aggregation: str, stats: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor,
-                num_classes: int, num_groups: int, distance: str = "mse") -> MeanTarget:
+def mean_target(
+    aggregation: str,
+    stats: torch.Tensor,
+    labels: torch.Tensor,
+    groups: torch.Tensor,
+    num_classes: int,
+    num_groups: int,
+    distance: str = "mse",
+) -> MeanTarget:
     terms = matching_terms(aggregation, labels, groups, num_classes, num_groups)
     return MeanTarget(terms.reduce(stats), terms.active, DISTANCES[distance])
 
 
-def barycenter_target(embed: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor, num_classes: int,
-                      num_groups: int, init: torch.Tensor, hparams: dict) -> BarycenterTarget:
+def barycenter_target(
+    embed: torch.Tensor,
+    labels: torch.Tensor,
+    groups: torch.Tensor,
+    num_classes: int,
+    num_groups: int,
+    init: torch.Tensor,
+    hparams: dict,
+) -> BarycenterTarget:
     """``embed`` (N, d) of a class-major batch with the same count per class (``ClassSampler``).
 
     The groups' clouds are not gathered: each group is the class's whole batch with mass only on
@@ -71,14 +85,28 @@ def barycenter_target(embed: torch.Tensor, labels: torch.Tensor, groups: torch.T
     mass[labels, groups, position] = terms.weight.to(embed.dtype)
     present = terms.active.to(embed.dtype)
     weight = present / present.sum(1, keepdim=True)
-    support = group_barycenter(embed.view(num_classes, per_class, -1), mass, weight, init.flatten(2),
-                               reg=hparams["ot_reg"], iterations=hparams["bary_iterations"],
-                               sinkhorn_iterations=hparams["ot_iterations"])
+    support = group_barycenter(
+        embed.view(num_classes, per_class, -1),
+        mass,
+        weight,
+        init.flatten(2),
+        reg=hparams["ot_reg"],
+        iterations=hparams["bary_iterations"],
+        sinkhorn_iterations=hparams["ot_iterations"],
+    )
     return BarycenterTarget(support, hparams["ot_reg"], hparams["ot_iterations"])
 
 
-def feature_target(variant: str, embed: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor,
-                   num_classes: int, num_groups: int, syn_embed: torch.Tensor, hparams: dict):
+def feature_target(
+    variant: str,
+    embed: torch.Tensor,
+    labels: torch.Tensor,
+    groups: torch.Tensor,
+    num_classes: int,
+    num_groups: int,
+    syn_embed: torch.Tensor,
+    hparams: dict,
+):
     """The step's target for the final embedding: the variant's own for a distribution variant,
     its weighted means otherwise."""
     build = VARIANTS.get(variant).feature_target

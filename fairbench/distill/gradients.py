@@ -37,8 +37,9 @@ def _weighted_loss_grad(net: nn.Module):
     return grad(weighted_loss)
 
 
-def real_gradient_targets(net: nn.Module, terms: MatchingTerms, real: torch.Tensor,
-                          labels: torch.Tensor, equal_counts: bool = True) -> dict[str, torch.Tensor]:
+def real_gradient_targets(
+    net: nn.Module, terms: MatchingTerms, real: torch.Tensor, labels: torch.Tensor, equal_counts: bool = True
+) -> dict[str, torch.Tensor]:
     """Per weight tensor, (C, T, *shape) target gradients; ``real`` is class-major. With one term
     per class and the same count per class, one vmap over classes; otherwise per-sample gradients
     reduced by the terms' weights."""
@@ -48,12 +49,17 @@ def real_gradient_targets(net: nn.Module, terms: MatchingTerms, real: torch.Tens
     if terms.terms_per_class == 1 and equal_counts:
         shape = (num_classes, -1)
         grads = vmap(per_grad, in_dims=(None, None, 0, 0, 0))(
-            matrices, rest, real.view(*shape, *real.shape[1:]), labels.view(shape),
-            terms.weight.to(real.dtype).view(shape))
+            matrices,
+            rest,
+            real.view(*shape, *real.shape[1:]),
+            labels.view(shape),
+            terms.weight.to(real.dtype).view(shape),
+        )
         return {name: g.detach().unsqueeze(1) for name, g in grads.items()}
     ones = real.new_ones(len(real), 1)
     per_sample = vmap(per_grad, in_dims=(None, None, 0, 0, 0))(
-        matrices, rest, real.unsqueeze(1), labels.unsqueeze(1), ones)
+        matrices, rest, real.unsqueeze(1), labels.unsqueeze(1), ones
+    )
     return {name: terms.reduce(g.detach()) for name, g in per_sample.items()}
 
 
@@ -67,8 +73,9 @@ def class_gradients(net: nn.Module, syn: torch.Tensor, syn_labels: torch.Tensor)
     return vmap(_weighted_loss_grad(net), in_dims=(None, None, 0, 0, 0))(matrices, rest, syn, syn_labels, weight)
 
 
-def layerwise_distance(targets: dict[str, torch.Tensor], syn: dict[str, torch.Tensor],
-                       active: torch.Tensor) -> torch.Tensor:
+def layerwise_distance(
+    targets: dict[str, torch.Tensor], syn: dict[str, torch.Tensor], active: torch.Tensor
+) -> torch.Tensor:
     """DC's distance, summed over present terms: per output unit 1 − cosine of its gradient rows."""
     total = 0.0
     for name, target in targets.items():

@@ -10,8 +10,8 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from ..errors import FairbenchError
-from ..registry import add_entry, read_yaml, source_of
+from ..core.errors import FairbenchError
+from ..core.registry import add_entry, read_yaml, source_of
 
 
 def register_config(kind: str, name: str, config: str | Path | dict | None, owner: object) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..core.errors import FairbenchError
 from ..data import GroupDataset
-from ..errors import FairbenchError
 from .dc import GradientMatching
 from .sampling import ClassSampler
 
@@ -26,14 +26,15 @@ class MultiFormation(GradientMatching):
         return self.hparams["factor"]
 
     def real_images_per_class(self, ipc: int) -> int:
-        return ipc * self.factor ** 2
+        return ipc * self.factor**2
 
     def check_data(self, train: GroupDataset, ipc: int) -> None:
         f = self.factor
         _, height, width = train.image_shape
         if f < 1 or height % f or width % f:
-            raise FairbenchError(f"{self.method_id}: factor={f} must be a positive divisor of the image size "
-                                 f"{height}x{width}")
+            raise FairbenchError(
+                f"{self.method_id}: factor={f} must be a positive divisor of the image size {height}x{width}"
+            )
         super().check_data(train, ipc)
 
     def initial_images(self, train: GroupDataset, ipc: int, sampler: ClassSampler):
@@ -41,8 +42,13 @@ class MultiFormation(GradientMatching):
         channels, height, width = train.image_shape
         self.check_data(train, ipc)
         index = sampler.sample_exact(ipc * f * f)
-        small = F.interpolate(train.normalize(train.images[index]), size=(height // f, width // f),
-                              mode="bilinear", align_corners=False, antialias=True)
+        small = F.interpolate(
+            train.normalize(train.images[index]),
+            size=(height // f, width // f),
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
+        )
         mosaic = small.view(-1, f, f, channels, height // f, width // f).permute(0, 3, 1, 4, 2, 5)
         return mosaic.reshape(-1, channels, height, width), train.labels[index][:: f * f]
 
@@ -54,7 +60,7 @@ class MultiFormation(GradientMatching):
         return F.interpolate(tiles, size=(height, width), mode="bilinear", align_corners=False)
 
     def decode_labels(self, labels: torch.Tensor) -> torch.Tensor:
-        return labels.repeat_interleave(self.factor ** 2)
+        return labels.repeat_interleave(self.factor**2)
 
     def extras(self, ipc: int) -> dict:
         return {"stored_per_class": ipc, "factor": self.factor}

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from ..core.errors import FairbenchError
 from ..data import GroupDataset
-from ..errors import FairbenchError
 from .base import DistillContext, Distiller, SyntheticSet
 from .experts import balance_weights, check_experts, expert_folder, load_experts, make_experts, missing_experts
 from .sampling import ClassSampler
@@ -34,13 +34,21 @@ def unflatten(net: nn.Module, flat: torch.Tensor) -> dict[str, torch.Tensor]:
     """A flat parameter vector (``parameters_to_vector`` order) as ``functional_call``'s dict."""
     params, offset = {}, 0
     for name, value in net.named_parameters():
-        params[name] = flat[offset:offset + value.numel()].view_as(value)
+        params[name] = flat[offset : offset + value.numel()].view_as(value)
         offset += value.numel()
     return params
 
 
-def unroll(net: nn.Module, start: torch.Tensor, images: torch.Tensor, labels: torch.Tensor,
-           lr: torch.Tensor, steps: int, batch: int, augment=None) -> torch.Tensor:
+def unroll(
+    net: nn.Module,
+    start: torch.Tensor,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    lr: torch.Tensor,
+    steps: int,
+    batch: int,
+    augment=None,
+) -> torch.Tensor:
     """The student's flat parameters after ``steps`` SGD steps from ``start``, differentiable in
     ``images`` and ``lr``; each step takes a random batch of the synthetic set (all of it if ``batch``
     is 0), in one forward pass."""
@@ -60,7 +68,7 @@ def unroll(net: nn.Module, start: torch.Tensor, images: torch.Tensor, labels: to
 
 class TrajectoryMatching(Distiller):
     name = "mtt"
-    accepts = ("mean",)   # through group-balanced experts
+    accepts = ("mean",)  # through group-balanced experts
     description = "matching training trajectories of expert networks"
 
     def balance(self, train: GroupDataset) -> torch.Tensor:
@@ -73,11 +81,14 @@ class TrajectoryMatching(Distiller):
     @classmethod
     def check_hparams(cls, method_id: str, hp: dict) -> None:
         if hp["expert_epochs"] > hp["trajectory_epochs"]:
-            raise FairbenchError(f"{method_id}: expert_epochs={hp['expert_epochs']} is beyond the experts' "
-                                 f"trajectory_epochs={hp['trajectory_epochs']}")
+            raise FairbenchError(
+                f"{method_id}: expert_epochs={hp['expert_epochs']} is beyond the experts' "
+                f"trajectory_epochs={hp['trajectory_epochs']}"
+            )
 
-    def prepare(self, train: GroupDataset, ctx: DistillContext, *, stand_in: bool = False,
-                progress=lambda it, **_: it) -> str | None:
+    def prepare(
+        self, train: GroupDataset, ctx: DistillContext, *, stand_in: bool = False, progress=lambda it, **_: it
+    ) -> str | None:
         """Train the expert trajectories missing from this cell's cache folder (or, as a stand-in,
         write random walks from one initialisation there)."""
         hp, folder = self.hparams, self.expert_folder(train, ctx)
@@ -88,21 +99,24 @@ class TrajectoryMatching(Distiller):
                 steps = 1e-3 * torch.randn(hp["trajectory_epochs"], len(start))
                 torch.save(torch.cat([start.unsqueeze(0), start + steps.cumsum(0)]), path)
             return f"{folder}: stand-in trajectories"
-        made = make_experts(folder, hp["num_experts"], train, self.balance(train), hp, ctx.make_net, ctx.device,
-                            progress)
+        made = make_experts(
+            folder, hp["num_experts"], train, self.balance(train), hp, ctx.make_net, ctx.device, progress
+        )
         return f"{folder}: {made} expert trajectories trained, {hp['num_experts'] - made} reused"
 
     def check_ready(self, train: GroupDataset, ctx: DistillContext) -> None:
-        check_experts(self.expert_folder(train, ctx), self.hparams["num_experts"], self.method_id,
-                      ctx.provenance["dataset"])
+        check_experts(
+            self.expert_folder(train, ctx), self.hparams["num_experts"], self.method_id, ctx.provenance["dataset"]
+        )
 
     def distill(self, train: GroupDataset, ipc: int, ctx: DistillContext) -> SyntheticSet:
         hp = self.hparams
         self.check_ready(train, ctx)
         experts = load_experts(self.expert_folder(train, ctx), hp["num_experts"], ctx.device)
         net = ctx.fresh_net()
-        syn, syn_labels, image_optimizer = self.learnable_images(train, ipc,
-                                                                 ClassSampler(train.labels, train.num_classes))
+        syn, syn_labels, image_optimizer = self.learnable_images(
+            train, ipc, ClassSampler(train.labels, train.num_classes)
+        )
         syn_lr = torch.tensor(hp["syn_lr_init"], device=ctx.device, requires_grad=True)
         lr_optimizer = torch.optim.SGD([syn_lr], lr=hp["lr_lr"], momentum=hp["momentum"])
         augment = self.augmentation()

@@ -9,7 +9,7 @@ from .sampling import ClassSampler
 
 class RandomReal(Distiller):
     name = "random"
-    accepts = ()   # real images: no matching, so no variant
+    accepts = ()  # real images: no matching, so no variant
     description = "real images drawn at random per class (the reference floor)"
 
     def distill(self, train: GroupDataset, ipc: int, ctx: DistillContext) -> SyntheticSet:

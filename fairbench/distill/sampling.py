@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import FairbenchError
+from ..core.errors import FairbenchError
 
 
 class ClassSampler:

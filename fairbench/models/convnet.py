@@ -14,8 +14,9 @@ from .layers import FeatureClassifier, norm_layer, stem_padding
 
 
 @model_builder("convnet")
-def convnet(in_channels: int, num_classes: int, image_size: int, width: int = 128, depth: int = 3,
-            norm: str = "instance") -> FeatureClassifier:
+def convnet(
+    in_channels: int, num_classes: int, image_size: int, width: int = 128, depth: int = 3, norm: str = "instance"
+) -> FeatureClassifier:
     layers = []
     channels, size = in_channels, image_size
     for d in range(depth):

@@ -24,8 +24,9 @@ class BasicBlock(nn.Module):
         self.norm2 = norm_layer(norm, channels)
         self.shortcut = nn.Sequential()
         if stride != 1 or in_channels != channels:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, channels, 1, stride=stride, bias=False),
-                                          norm_layer(norm, channels))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, channels, 1, stride=stride, bias=False), norm_layer(norm, channels)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.norm1(self.conv1(x)))
@@ -34,13 +35,19 @@ class BasicBlock(nn.Module):
 
 
 @model_builder("resnet")
-def resnet(in_channels: int, num_classes: int, image_size: int, width: int = 64,
-           blocks: tuple[int, ...] = (2, 2, 2, 2), norm: str = "instance") -> FeatureClassifier:
+def resnet(
+    in_channels: int,
+    num_classes: int,
+    image_size: int,
+    width: int = 64,
+    blocks: tuple[int, ...] = (2, 2, 2, 2),
+    norm: str = "instance",
+) -> FeatureClassifier:
     """``blocks`` per stage; stage i has ``width * 2**i`` channels and halves the size from stage 2 on."""
     layers = [nn.Conv2d(in_channels, width, 3, padding=1, bias=False), norm_layer(norm, width), nn.ReLU(inplace=True)]
     channels = width
     for stage, count in enumerate(blocks):
-        out_channels = width * 2 ** stage
+        out_channels = width * 2**stage
         for block in range(count):
             stride = 2 if stage > 0 and block == 0 else 1
             layers.append(BasicBlock(channels, out_channels, stride, norm))

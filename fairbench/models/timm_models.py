@@ -15,13 +15,13 @@ would pay otherwise.
 from __future__ import annotations
 
 import difflib
-from functools import lru_cache
+from functools import cache
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import FairbenchError
+from ..core.errors import FairbenchError
 from .builders import model_builder
 
 
@@ -35,7 +35,7 @@ def check_timm_name(name: str) -> None:
     raise FairbenchError(f"unknown timm model '{name}'{hint}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _reduction(name: str) -> int:
     """Input pixels per pixel of the last feature map, from timm's ``feature_info``: read once per
     name from a copy on the meta device, so the 224x224-sized default allocates nothing."""
@@ -75,8 +75,9 @@ class TimmClassifier(nn.Module):
 
 
 @model_builder("timm")
-def timm_classifier(in_channels: int, num_classes: int, image_size: int, name: str,
-                    min_feature_size: int = 2) -> TimmClassifier:
+def timm_classifier(
+    in_channels: int, num_classes: int, image_size: int, name: str, min_feature_size: int = 2
+) -> TimmClassifier:
     import timm
 
     check_timm_name(name)

@@ -18,8 +18,9 @@ VGG11 = (64, POOL, 128, POOL, 256, 256, POOL, 512, 512, POOL, 512, 512, POOL)
 
 
 @model_builder("vgg")
-def vgg(in_channels: int, num_classes: int, image_size: int, width: int = 64,
-        norm: str = "instance") -> FeatureClassifier:
+def vgg(
+    in_channels: int, num_classes: int, image_size: int, width: int = 64, norm: str = "instance"
+) -> FeatureClassifier:
     """VGG-11's layer plan with every channel count scaled by ``width / 64``."""
     layers = []
     channels, size = in_channels, image_size
@@ -32,7 +33,10 @@ def vgg(in_channels: int, num_classes: int, image_size: int, width: int = 64,
         out_channels = item * width // 64
         padding = stem_padding(image_size, 3) if index == 0 else 1
         size = size + 2 * padding - 2
-        layers += [nn.Conv2d(channels, out_channels, 3, padding=padding), norm_layer(norm, out_channels),
-                   nn.ReLU(inplace=True)]
+        layers += [
+            nn.Conv2d(channels, out_channels, 3, padding=padding),
+            norm_layer(norm, out_channels),
+            nn.ReLU(inplace=True),
+        ]
         channels = out_channels
     return FeatureClassifier(nn.Sequential(*layers), channels * size * size, num_classes)

@@ -18,8 +18,12 @@ def sqrt_weights(labels, groups, num_classes, num_groups) -> MatchingTerms:
     raw = cell_count[cell].rsqrt()
     class_total = torch.zeros(num_classes, dtype=raw.dtype, device=raw.device).index_add_(0, labels, raw)
     class_count = torch.bincount(labels, minlength=num_classes)
-    return MatchingTerms(term=labels, weight=(raw / class_total[labels]).float(),
-                         active=(class_count > 0).unsqueeze(1), terms_per_class=1)
+    return MatchingTerms(
+        term=labels,
+        weight=(raw / class_total[labels]).float(),
+        active=(class_count > 0).unsqueeze(1),
+        terms_per_class=1,
+    )
 
 
 @fairbench.register_base("pixel", config="pixel.yaml")
@@ -38,9 +42,10 @@ class PixelMatching(fairbench.Distiller):
             index = sampler.sample(hp["real_batch"])
             with clock.target.phase():
                 real = train.normalize(train.images[index])
-                terms = fairbench.matching_terms(self.aggregation, train.labels[index], train.groups[index],
-                                                 train.num_classes, train.num_groups)
-                target = terms.reduce(real)                       # (C, T, C, H, W)
+                terms = fairbench.matching_terms(
+                    self.aggregation, train.labels[index], train.groups[index], train.num_classes, train.num_groups
+                )
+                target = terms.reduce(real)  # (C, T, C, H, W)
             syn_mean = syn.view(train.num_classes, ipc, *syn.shape[1:]).mean(1).unsqueeze(1)
             loss = ((target - syn_mean).pow(2).flatten(2).sum(-1) * terms.active).sum()
             clock.watch(loss)

@@ -1,0 +1,258 @@
+"""``fairbench leaderboard render``: the entries as README tables, a static HTML page and LaTeX.
+
+One table per (dataset, IPC). A row is a (method, evaluator, protocol) of the verified entries,
+showing what fairbench *measured* (every evaluation run of every distillation seed, each once),
+beside what the submitter reported (``reported acc``). In each column the best measured value is
+marked (bold), using the metric's direction: ``acc`` and ``worst_group_acc`` higher is better,
+the gaps (``deo_*``, ``suff_*``) lower.
+
+Published numbers from papers appear as extra rows, marked ``reported``, where fairbench measured
+the same (dataset, IPC, method); they never take part in the best-value marking. They come from
+:func:`published_numbers`, a list of dicts ``{dataset, ipc, method, acc, deo_max, deo_mean, source}``
+(missing metrics as None), read from ``registry/reported/*.yaml`` by :mod:`fairbench.report.reported`.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..core.atomic import write_text_atomic
+from ..core.errors import FairbenchError
+from ..evaluation.metrics import HIGHER_IS_BETTER
+from ..report.plots import FORMATS, write_frame_plots
+from ..report.reported import reported_cells
+from ..report.tables import GROUP_COLUMNS, group_rows, pooled_columns, run_at
+from .entries import read_entries
+
+SHOWN = ["acc", "deo_max", "deo_mean", "worst_group_acc"]
+TABLE_COLUMNS = ["method", "evaluator", "protocol", *SHOWN, "reported acc", "runs", "source"]
+
+
+def published_numbers() -> list[dict]:
+    """Published numbers as ``{dataset, ipc, method, evaluator, acc, deo_max, deo_mean, ..., source}``."""
+    cells = reported_cells().drop(columns=["suites"])
+    return [
+        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+        for row in cells.to_dict("records")
+    ]
+
+
+def _pooled(entries: list[dict]) -> dict[tuple, tuple[list[dict], dict[tuple, dict]]]:
+    """(dataset, ipc, method, evaluator, protocol) → (its entries, {(seed, eval seed): measured run}),
+    each measured run once; a run carries ``group_acc`` where its entry measured it."""
+    rows: dict[tuple, tuple[list[dict], dict[tuple, dict]]] = {}
+    for entry in entries:
+        members, runs = rows.setdefault(
+            (entry["dataset"], entry["ipc"], entry["method"], entry["evaluator"], entry["protocol_id"]), ([], {})
+        )
+        members.append(entry)
+        measured = entry["measured"]
+        for j, seed in enumerate(measured["eval_seeds"]):
+            runs.setdefault((entry["seed"], seed), run_at(measured, j))
+    return rows
+
+
+def measured_frame(entries: list[dict]) -> pd.DataFrame:
+    """One row per (dataset, ipc, method, evaluator, protocol), measured runs pooled once each."""
+    rows = []
+    for (dataset, ipc, method, evaluator, protocol), (members, runs) in _pooled(entries).items():
+        reported = [v for e in members for v in e["reported"]["metrics"]["acc"]["runs"]]
+        submission = members[0].get("submission", {})
+        row = {
+            "dataset": dataset,
+            "ipc": ipc,
+            "method": method,
+            "evaluator": evaluator,
+            "protocol": protocol,
+            "reported acc": float(np.mean(reported)),
+            "runs": len(runs),
+            "source": submission.get("name") or submission.get("paper") or "",
+        } | pooled_columns(list(runs.values()))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def measured_groups(entries: list[dict]) -> pd.DataFrame:
+    """Each row's measured per-group accuracies, long format (:data:`fairbench.report.tables.GROUP_COLUMNS`)."""
+    rows = []
+    for key, (members, runs) in _pooled(entries).items():
+        rows += group_rows(
+            dict(zip(("dataset", "ipc", "method", "evaluator", "protocol"), key)),
+            [entry["measured"] for entry in members],
+            list(runs.values()),
+        )
+    return pd.DataFrame(rows, columns=GROUP_COLUMNS)
+
+
+def _fmt(value, std=None) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    return f"{value:.2f}" + (f" ± {std:.2f}" if std is not None and not np.isnan(std) else "")
+
+
+def table_rows(table: pd.DataFrame, reported: list[dict], bold) -> list[list[str]]:
+    """Display rows of one (dataset, ipc) table: measured rows with best values marked, then the
+    published rows of the methods it measured."""
+    best = {m: (table[m].max() if HIGHER_IS_BETTER[m] else table[m].min()) for m in SHOWN}
+    rows = []
+    for _, row in table.iterrows():
+        cells = [row["method"], row["evaluator"], row["protocol"]]
+        for metric in SHOWN:
+            text = _fmt(row[metric], row[f"{metric}_std"])
+            cells.append(bold(text) if np.isclose(row[metric], best[metric]) else text)
+        cells += [_fmt(row["reported acc"]), str(row["runs"]), row["source"]]
+        rows.append(cells)
+    methods = set(table["method"])
+    for paper in reported:
+        if paper["method"] in methods:
+            rows.append(
+                [
+                    paper["method"],
+                    "reported",
+                    "–",
+                    *(_fmt(paper.get(m)) for m in SHOWN),
+                    "–",
+                    "–",
+                    paper.get("source", ""),
+                ]
+            )
+    return rows
+
+
+def _tables(frame: pd.DataFrame, reported: list[dict]):
+    for (dataset, ipc), table in frame.groupby(["dataset", "ipc"], sort=True):
+        papers = [r for r in reported if r["dataset"] == dataset and r["ipc"] == ipc]
+        yield dataset, ipc, table.sort_values("acc", ascending=False).reset_index(drop=True), papers
+
+
+def markdown(frame: pd.DataFrame, reported: list[dict], plots: Path | None = None) -> str:
+    """The README tables; each (dataset, IPC) with its trade-off plot, and its group bars where
+    ``plots`` holds them."""
+    lines = [
+        "# fairbench leaderboard",
+        "",
+        "Every number is fairbench's own measurement of a verified submission (`fairbench verify`: fresh "
+        "evaluation seeds, test-contact check), mean ± std over evaluation runs of all seeds. "
+        "**Bold**: the best value of a column (accuracies higher, gaps lower). `reported acc`: what the "
+        "submitter claimed; `reported` rows: published numbers. Rows of different protocols are never pooled.",
+        "",
+    ]
+    for dataset, ipc, table, papers in _tables(frame, reported):
+        lines += [
+            f"## {dataset}, IPC {ipc}",
+            "",
+            "| " + " | ".join(TABLE_COLUMNS) + " |",
+            "|" + "---|" * len(TABLE_COLUMNS),
+        ]
+        lines += ["| " + " | ".join(r) + " |" for r in table_rows(table, papers, lambda t: f"**{t}**")]
+        lines += ["", f"![accuracy against DEO_A](plots/{dataset}-ipc{ipc}-tradeoff.svg)"]
+        if plots is not None and (plots / f"{dataset}-ipc{ipc}-groups.svg").is_file():
+            lines.append(f"![accuracy per group](plots/{dataset}-ipc{ipc}-groups.svg)")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _latex_escape(text: str) -> str:
+    return "".join("\\" + c if c in "&%$#_{}" else c for c in str(text)).replace("±", r"$\pm$")
+
+
+def latex(frame: pd.DataFrame, reported: list[dict]) -> str:
+    """booktabs tables, one per (dataset, IPC), best values in bold."""
+    blocks = []
+    columns = TABLE_COLUMNS[:-1]
+    for dataset, ipc, table, papers in _tables(frame, reported):
+        rows = [r[:-1] for r in table_rows(table, papers, lambda t: f"\x00{t}\x01")]
+        body = [
+            " & ".join(_latex_escape(c).replace("\x00", r"\textbf{").replace("\x01", "}") for c in r) + r" \\"
+            for r in rows
+        ]
+        blocks.append(
+            "\n".join(
+                [
+                    r"\begin{table}[t]",
+                    r"\centering",
+                    rf"\caption{{{_latex_escape(dataset)}, IPC {ipc}}}",
+                    r"\begin{tabular}{" + "l" * 3 + "r" * (len(columns) - 3) + "}",
+                    r"\toprule",
+                    " & ".join(_latex_escape(c) for c in columns) + r" \\",
+                    r"\midrule",
+                    *body,
+                    r"\bottomrule",
+                    r"\end{tabular}",
+                    r"\end{table}",
+                ]
+            )
+        )
+    return "\n\n".join(blocks) + "\n"
+
+
+_SORT_SCRIPT = """
+document.querySelectorAll('table.board th').forEach(function (th, col) {
+  th.addEventListener('click', function () {
+    var body = th.closest('table').tBodies[0];
+    var up = th.dataset.up !== '1'; th.dataset.up = up ? '1' : '0';
+    var key = function (tr) { var t = tr.cells[th.cellIndex].textContent; var v = parseFloat(t);
+                              return isNaN(v) ? t : v; };
+    Array.from(body.rows).sort(function (a, b) { var x = key(a), y = key(b);
+      return (x < y ? -1 : x > y ? 1 : 0) * (up ? 1 : -1); }).forEach(function (tr) { body.appendChild(tr); });
+  });
+});
+"""
+
+
+def page(frame: pd.DataFrame, reported: list[dict], plots: Path) -> str:
+    """A self-contained HTML page: sortable tables (click a header), the plots inlined."""
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>fairbench leaderboard</title><style>",
+        "body{font-family:sans-serif;max-width:70em;margin:auto;padding:1em}table{border-collapse:collapse}"
+        "th,td{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:right}th{cursor:pointer;"
+        "background:#f4f4f4}td:nth-child(-n+3){text-align:left}img{max-width:48%}",
+        "</style></head><body><h1>fairbench leaderboard</h1>",
+        "<p>fairbench's own measurements of verified submissions; bold marks the best value of a column "
+        "(accuracies higher, gaps lower). Click a column header to sort.</p>",
+    ]
+    for dataset, ipc, table, papers in _tables(frame, reported):
+        parts.append(f"<h2>{html.escape(dataset)}, IPC {ipc}</h2><table class='board'><thead><tr>")
+        parts += [f"<th>{html.escape(c)}</th>" for c in TABLE_COLUMNS]
+        parts.append("</tr></thead><tbody>")
+        for row in table_rows(table, papers, lambda t: f"\x00{t}\x01"):
+            cells = (html.escape(c).replace("\x00", "<b>").replace("\x01", "</b>") for c in row)
+            parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        parts.append("</tbody></table><p>")
+        for kind in ("tradeoff", "groups"):
+            png = plots / f"{dataset}-ipc{ipc}-{kind}.png"
+            if png.is_file():
+                data = base64.b64encode(png.read_bytes()).decode()
+                parts.append(f"<img alt='{kind}' src='data:image/png;base64,{data}'>")
+        parts.append("</p>")
+    parts.append(f"<script>{_SORT_SCRIPT}</script></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def render_leaderboard(root: str | Path) -> list[Path]:
+    """``root/README.md``, ``root/index.html``, ``root/leaderboard.tex`` and ``root/plots/`` from
+    ``root/entries/``."""
+    root = Path(root)
+    entries = read_entries(root)
+    if not entries:
+        raise FairbenchError(f"no entries in {root / 'entries'}; add one with fairbench leaderboard add BUNDLE")
+    frame = measured_frame(entries)
+    reported = published_numbers()
+    plots = root / "plots"
+    for stale in plots.glob("*.*"):  # plots/ is rebuilt from the entries: no figure of a removed row stays
+        if stale.suffix[1:] in FORMATS:
+            stale.unlink()
+    written = write_frame_plots(frame, plots, measured_groups(entries))
+    for name, text in (
+        ("README.md", markdown(frame, reported, plots)),
+        ("leaderboard.tex", latex(frame, reported)),
+        ("index.html", page(frame, reported, plots)),
+    ):
+        write_text_atomic(root / name, text)
+        written.append(root / name)
+    return written

@@ -1,0 +1,363 @@
+"""``fairbench verify BUNDLE``: re-measure a submission instead of trusting it.
+
+Every synthetic set of the bundle is checked as a file and as data, then re-evaluated under each
+of its cells' protocols on this machine with *fresh* evaluation seeds, drawn now from a master
+seed that is recorded (``seed=N`` replays a draw). The checks, each a reason when it fails:
+
+- file: the set is the file the manifest names (SHA-256), a safetensors file holding ``images``
+  and ``labels``, whose metadata names the cell's dataset, IPC and method;
+- protocol: the cell's protocol id is the hash of its protocol, which names the cell's dataset,
+  IPC and method;
+- shape: ``images`` is (classes × ipc × factor², C, H, W) for the dataset's image shape (factor
+  is IDC's multi-formation factor, from the set's ``factor`` extra; 1 otherwise, and a
+  ``stored_per_class`` extra must equal the IPC); ``labels`` holds every class exactly
+  ipc × factor² times and nothing else;
+- values: finite, and within the dataset's normalised pixel range widened on each side by
+  ``range_margin`` (default 10) times its width: distillers optimise pixels freely, while
+  unnormalised 0-255 images reach hundreds (docs/leaderboard.md gives the honest sets measured);
+- claims: each claimed mean is the mean of its claimed runs, one run per claimed seed;
+- measured: for each checked metric, |measured mean − claimed mean| ≤ tolerance, with
+  ``tolerance = max(floor, t · s · sqrt(1/n_c + 1/n_m))``: the standard error of the difference of
+  two means of n_c claimed and n_m measured runs, which an honest claim draws from the same
+  distribution as the fresh runs (same set, same protocol, other seeds). Its spread s is
+  estimated from the *measured* runs only (sample standard deviation, ddof 1): they are many
+  (``num_eval``, default 10) and cannot be shaped by the submitter, while a claim's two or three
+  runs estimate a spread badly (docs/leaderboard.md: an honest claim that this rule accepts and
+  a claim-based rule rejected). t is
+  Student's t quantile at n_m − 1 degrees of freedom for the two-sided level of ``z`` normal
+  standard errors (default z = 3: 0.27%), so few fresh runs widen it (t = 4.09 at 10 runs, 19.2
+  at 3). s is at least ``min_std`` (default 3.0 points), twice that for a max or worst case
+  (``deo_max``, ``suff_max``, ``worst_group_acc``), which moves in steps of a whole test cell (in
+  the ratio of ``fairbench regress``'s minimum effects): a quantised metric can sit still over
+  the fresh runs and move a step in the claimed ones. The floor (default 2.0 points) covers
+  metrics with no spread at all. A claim of few runs is thus checked loosely, and says so:
+  the tolerance is printed beside every comparison;
+- test contact: no synthetic image sits on a test image (:mod:`fairbench.board.contact`).
+
+The result is a JSON-able dict, which ``fairbench leaderboard add`` stores with the entry.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import stats
+
+from ..core.device import resolve_device
+from ..core.errors import FairbenchError, unknown_choice
+from ..core.protocol import protocol_id
+from ..core.provenance import device_label, git_commit, machine_fingerprint
+from ..core.version import __version__
+from ..data import DatasetSplits, load_dataset
+from ..distill.synsets import SynsetUnreadable, load_synset
+from ..evaluation.evaluate import evaluate_synthetic
+from ..evaluation.metrics import METRICS, MIN_EFFECT, group_acc_runs, summarize_runs
+from ..run.config import merge_settings
+from .bundle import open_bundle, sha256
+from .contact import FEATURE_EPS, PIXEL_EPS, ContactIndex
+
+VERIFY_DEFAULTS = {
+    "device": "auto",
+    "data_root": "data",
+    "download": False,
+    "ensemble": "auto",
+    "num_eval": 10,  # fresh evaluation runs per cell; their spread sets the tolerance
+    "seed": None,  # master seed of the fresh evaluation seeds; None: drawn from the OS
+    "metrics": ["acc", "deo_max", "deo_mean"],
+    "z": 3.0,
+    "floor": 2.0,
+    "min_std": 3.0,  # the tolerance (module docstring)
+    "range_margin": 10.0,
+    "pixel_eps": PIXEL_EPS,
+    "feature_eps": FEATURE_EPS,
+}
+
+
+def verify_settings(args: list[str]) -> dict:
+    """``key=value`` settings over :data:`VERIFY_DEFAULTS`, checked."""
+    for arg in args:
+        key = arg.partition("=")[0]
+        if "=" not in arg or key not in VERIFY_DEFAULTS:
+            raise unknown_choice("verify setting", key, VERIFY_DEFAULTS)
+    settings = merge_settings(VERIFY_DEFAULTS, dotlist=list(args))
+    for metric in settings["metrics"]:
+        if metric not in METRICS:
+            raise unknown_choice("metric", metric, METRICS)
+    if not isinstance(settings["num_eval"], int) or isinstance(settings["num_eval"], bool) or settings["num_eval"] < 3:
+        raise FairbenchError(
+            f"num_eval must be an integer of at least 3 (the tolerance rests on the fresh runs' "
+            f"spread; 10 is the default), got {settings['num_eval']!r}"
+        )
+    for key in ("z", "floor", "min_std", "range_margin", "pixel_eps", "feature_eps"):
+        if not isinstance(settings[key], (int, float)) or settings[key] < 0:
+            raise FairbenchError(f"{key} must be a non-negative number, got {settings[key]!r}")
+    return settings
+
+
+def tolerance(claimed_runs: int, measured: list[float], z: float, floor: float, min_std: float = 0.0) -> float:
+    """The largest |mean difference| between ``claimed_runs`` honest claimed runs and the
+    ``measured`` fresh runs of the same set (module docstring)."""
+    spread = max(float(np.std(measured, ddof=1)), min_std)
+    quantile = float(stats.t.ppf(stats.norm.cdf(z), len(measured) - 1))
+    return max(floor, quantile * spread * math.sqrt(1 / claimed_runs + 1 / len(measured)))
+
+
+class Verifier:
+    """Verifies bundles on one device, keeping datasets and contact indexes between bundles."""
+
+    def __init__(self, settings: dict):
+        self.settings = settings
+        self.device = resolve_device(settings["device"])
+        self._datasets: dict[str, DatasetSplits] = {}
+        self._indexes: dict[str, ContactIndex] = {}
+
+    def dataset(self, name: str, params: dict) -> DatasetSplits:
+        key = protocol_id({"name": name, "params": params})
+        if key not in self._datasets:
+            self._datasets[key] = load_dataset(
+                name, self.settings["data_root"], params, download=self.settings["download"]
+            )
+        return self._datasets[key]
+
+    def contact_index(self, name: str, params: dict) -> ContactIndex:
+        key = protocol_id({"name": name, "params": params})
+        if key not in self._indexes:
+            splits = self.dataset(name, params)
+            self._indexes[key] = ContactIndex(splits.train, splits.test, self.device)
+        return self._indexes[key]
+
+    def verify(self, bundle: str | Path) -> dict:
+        """The verification of ``bundle``: per set its checks, per cell claimed beside measured."""
+        master = self.settings["seed"] if self.settings["seed"] is not None else secrets.randbits(31)
+        draw = random.Random(master)
+        with open_bundle(bundle) as (manifest, folder):
+            sets, loaded = {}, {}
+            for cell in manifest["cells"]:
+                if cell["synset"] not in sets:
+                    sets[cell["synset"]], loaded[cell["synset"]] = self._check_set(folder, cell)
+            cells = [self._check_cell(cell, loaded[cell["synset"]], draw) for cell in manifest["cells"]]
+        reasons = [f"{name}: {reason}" for name, checked in sets.items() for reason in checked["reasons"]]
+        reasons += [f"{c['label']}: {reason}" for c in cells for reason in c["reasons"]]
+        return {
+            "bundle": str(bundle),
+            "verified": not reasons,
+            "reasons": reasons,
+            "seed": master,
+            "settings": self.settings,
+            "sets": sets,
+            "cells": cells,
+            "device": device_label(self.device),
+            "fingerprint": machine_fingerprint(self.device),
+            "fairbench_version": __version__,
+            "torch_version": torch.__version__,
+            "git_commit": git_commit(),
+            "verified_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    def _check_set(self, folder: Path, cell: dict):
+        """The file, shape and value checks and the contact check of one synthetic set."""
+        path = folder / cell["synset"]
+        if not path.is_file():
+            return {"reasons": ["file missing from the bundle"]}, None
+        if sha256(path) != cell["synset_sha256"]:
+            return {"reasons": ["the file is not the one the manifest names (SHA-256 differs)"]}, None
+        try:
+            syn, metadata = load_synset(path)
+        except SynsetUnreadable as error:
+            return {"reasons": [str(error)]}, None
+        reasons = [
+            f"its metadata says {key} {metadata.get(key)!r}, the manifest {cell[key]!r}"
+            for key in ("dataset", "ipc", "method")
+            if metadata.get(key) != cell[key]
+        ]
+        splits = self.dataset(cell["dataset"], cell["dataset_params"])
+        reasons += shape_reasons(syn, splits, cell["ipc"])
+        reasons += _value_reasons(syn.images, splits, self.settings["range_margin"])
+        checked = {"images": list(syn.images.shape), "extras": syn.extras}
+        if not reasons:
+            contact = self.contact_index(cell["dataset"], cell["dataset_params"]).contact(
+                syn.images, self.settings["pixel_eps"], self.settings["feature_eps"]
+            )
+            checked["contact"] = contact.as_dict()
+            if contact.flagged:
+                reasons.append(
+                    f"test-set contact: {contact.pixel_count} of {contact.images} images sit on test images in "
+                    f"pixel space (nearest test RMS distance {contact.pixel_min_test:.4f}, threshold "
+                    f"{self.settings['pixel_eps']}), {contact.feature_count} in feature space (nearest test cosine "
+                    f"distance {contact.feature_min_test:.2e}, threshold {self.settings['feature_eps']})"
+                )
+        checked["reasons"] = reasons
+        return checked, (syn, splits) if not reasons else None
+
+    def _check_cell(self, cell: dict, loaded, draw: random.Random) -> dict:
+        label = f"{cell['method']} on {cell['dataset']} ipc {cell['ipc']} seed {cell['seed']} ({cell['evaluator']})"
+        result = {
+            "label": label,
+            "dataset": cell["dataset"],
+            "ipc": cell["ipc"],
+            "method": cell["method"],
+            "seed": cell["seed"],
+            "evaluator": cell["evaluator"],
+            "protocol_id": cell["protocol_id"],
+            "claimed": cell["claimed"],
+        }
+        reasons = _protocol_reasons(cell) + _claim_reasons(cell)
+        if loaded is None:
+            reasons.append("not re-evaluated: its synthetic set failed its checks")
+        if reasons:
+            return result | {"reasons": reasons}
+        syn, splits = loaded
+        seeds = _fresh_seeds(draw, self.settings["num_eval"], set(cell["eval_seeds"]))
+        evaluation = evaluate_synthetic(
+            syn, splits.test, cell["protocol"]["evaluator"], seeds, self.device, ensemble=self.settings["ensemble"]
+        )
+        measured, tolerances = summarize_runs(evaluation.runs), {}
+        for metric in self.settings["metrics"]:
+            claimed = cell["claimed"][metric]
+            # a max or a worst case over classes or groups moves in steps of a whole test cell:
+            # its least spread scales as regress's minimum effects do (twice a mean's)
+            min_std = self.settings["min_std"] * MIN_EFFECT[metric] / MIN_EFFECT["acc"]
+            tol = tolerance(
+                len(claimed["runs"]), measured[metric]["runs"], self.settings["z"], self.settings["floor"], min_std
+            )
+            tolerances[metric] = tol
+            gap = abs(measured[metric]["mean"] - claimed["mean"])
+            if not gap <= tol:
+                reasons.append(
+                    f"{metric}: claimed {claimed['mean']:.2f}, measured {measured[metric]['mean']:.2f} "
+                    f"(difference {gap:.2f} > tolerance {tol:.2f})"
+                )
+        return result | {
+            "eval_seeds": seeds,
+            "measured": measured,
+            "tolerance": tolerances,
+            "reasons": reasons,
+            "group_acc": group_acc_runs(evaluation.runs, splits.test.group_names),
+        }
+
+
+def _fresh_seeds(draw: random.Random, count: int, used: set[int]) -> list[int]:
+    seeds: list[int] = []
+    while len(seeds) < count:
+        seed = draw.randrange(2**31)
+        if seed not in used and seed not in seeds:
+            seeds.append(seed)
+    return seeds
+
+
+def shape_reasons(syn, splits: DatasetSplits, ipc: int) -> list[str]:
+    train = splits.train
+    factor = int(syn.extras.get("factor", 1))
+    per_class = ipc * factor**2
+    reasons = []
+    if "stored_per_class" in syn.extras and syn.extras["stored_per_class"] != ipc:
+        reasons.append(f"stored_per_class {syn.extras['stored_per_class']} is not the ipc {ipc}")
+    expected = (train.num_classes * per_class, *train.image_shape)
+    if tuple(syn.images.shape) != expected or not syn.images.is_floating_point():
+        reasons.append(
+            f"images are {syn.images.dtype} {tuple(syn.images.shape)}, expected float "
+            f"{expected} (classes x ipc{' x factor²' if factor > 1 else ''}, then the image shape)"
+        )
+    labels = syn.labels
+    if labels.dim() != 1 or len(labels) != expected[0]:
+        reasons.append(f"labels are shaped {tuple(labels.shape)}, expected ({expected[0]},)")
+    elif (
+        labels.min() < 0
+        or labels.max() >= train.num_classes
+        or not bool((torch.bincount(labels, minlength=train.num_classes) == per_class).all())
+    ):
+        reasons.append(f"labels are not classes 0..{train.num_classes - 1} with {per_class} images each")
+    return reasons
+
+
+def _value_reasons(images: torch.Tensor, splits: DatasetSplits, margin: float) -> list[str]:
+    if not images.is_floating_point():
+        return []
+    if not bool(torch.isfinite(images).all()):
+        return [f"{int((~torch.isfinite(images)).sum())} image values are NaN or infinite"]
+    train = splits.train
+    if images.shape[1] != len(train.mean):
+        return []  # a shape reason already
+    mean, std = (torch.tensor(v).view(1, -1, 1, 1) for v in (train.mean, train.std))
+    low, high = -mean / std, (1 - mean) / std
+    width = high - low
+    outside = (images < low - margin * width) | (images > high + margin * width)
+    if bool(outside.any()):
+        return [
+            f"{int(outside.sum())} image values lie outside the normalised range "
+            f"[{float(low.min()):.2f}, {float(high.max()):.2f}] widened by {margin} x its width "
+            f"(min {float(images.min()):.2f}, max {float(images.max()):.2f}); are the images normalised?"
+        ]
+    return []
+
+
+def _protocol_reasons(cell: dict) -> list[str]:
+    protocol = cell["protocol"]
+    reasons = []
+    if protocol_id(protocol) != cell["protocol_id"]:
+        reasons.append(f"protocol id {cell['protocol_id']} is not the hash of its protocol ({protocol_id(protocol)})")
+    named = {
+        "dataset": protocol.get("dataset", {}).get("name"),
+        "ipc": protocol.get("ipc"),
+        "method": protocol.get("method", {}).get("id"),
+        "evaluator": protocol.get("evaluator", {}).get("name"),
+    }
+    reasons += [
+        f"its protocol names {key} {value!r}, the cell {cell[key]!r}"
+        for key, value in named.items()
+        if value != cell[key]
+    ]
+    if protocol.get("dataset", {}).get("params") != cell["dataset_params"]:
+        reasons.append("its protocol's dataset parameters are not the cell's")
+    return reasons
+
+
+def _claim_reasons(cell: dict) -> list[str]:
+    reasons = []
+    for metric in METRICS:
+        claim = cell["claimed"].get(metric)
+        if not isinstance(claim, dict) or not claim.get("runs"):
+            reasons.append(f"claims no runs of {metric}")
+            continue
+        if len(claim["runs"]) != len(cell["eval_seeds"]):
+            reasons.append(f"{metric}: {len(claim['runs'])} claimed runs for {len(cell['eval_seeds'])} seeds")
+        if not math.isclose(float(np.mean(claim["runs"])), claim["mean"], rel_tol=1e-6, abs_tol=1e-6):
+            reasons.append(
+                f"{metric}: the claimed mean {claim['mean']:.2f} is not the mean of its claimed "
+                f"runs ({float(np.mean(claim['runs'])):.2f})"
+            )
+    return reasons
+
+
+def render_verification(result: dict) -> str:
+    """Claimed beside measured per cell and metric, then the verdict and its reasons."""
+    from tabulate import tabulate
+
+    rows = []
+    for cell in result["cells"]:
+        for metric in result["settings"]["metrics"]:
+            measured = cell.get("measured", {}).get(metric, {}).get("mean")
+            tol = cell.get("tolerance", {}).get(metric)
+            rows.append(
+                [
+                    cell["label"],
+                    metric,
+                    cell["claimed"][metric]["mean"],
+                    measured,
+                    tol,
+                    ""
+                    if measured is None
+                    else ("ok" if abs(measured - cell["claimed"][metric]["mean"]) <= tol else "FAIL"),
+                ]
+            )
+    text = tabulate(rows, headers=["cell", "metric", "claimed", "measured", "tolerance", ""], floatfmt=".2f")
+    text += f"\n\nevaluation seeds drawn from master seed {result['seed']} on {result['device']}\n"
+    if result["verified"]:
+        return text + "verified: every check passed"
+    return text + "NOT verified:\n" + "\n".join(f"  - {reason}" for reason in result["reasons"])

@@ -1,0 +1,62 @@
+"""Synthetic sets on disk: safetensors files, never pickles.
+
+A synthetic set may come from someone else (a leaderboard submission), so it is stored in a format
+that cannot run code when read: ``images`` (float32, normalised, class-major) and ``labels``
+(int64) tensors, with the set's metadata (dataset, ipc, method, protocol id, the distiller's
+extras and timing stats) as JSON under the safetensors header key ``fairbench``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from ..core.atomic import atomic_path
+from ..core.errors import FairbenchError
+from .base import SyntheticSet
+
+SUFFIX = ".safetensors"
+TENSOR_KEYS = ("images", "labels")
+_META_KEY = "fairbench"
+
+
+class SynsetUnreadable(FairbenchError):
+    """A synthetic-set file that is not a readable fairbench safetensors file."""
+
+
+def save_synset(path: str | Path, syn: SyntheticSet, metadata: dict) -> None:
+    """Write ``syn`` and ``metadata`` (JSON-able; ``extras`` is added) atomically to ``path``."""
+    tensors = {
+        "images": syn.images.detach().cpu().float().contiguous(),
+        "labels": syn.labels.detach().cpu().long().contiguous(),
+    }
+    header = {_META_KEY: json.dumps({**metadata, "extras": syn.extras}, sort_keys=True, default=str)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=header)
+
+
+def load_synset(path: str | Path) -> tuple[SyntheticSet, dict]:
+    """The set and its metadata; a pickle, a ``.pt`` file or a damaged file is refused by name."""
+    path = Path(path)
+    if path.suffix != SUFFIX:
+        raise SynsetUnreadable(
+            f"{path}: synthetic sets are read only as {SUFFIX} files "
+            f"(pickles and .pt files can run code when loaded); convert it first"
+        )
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            # copies, not views of the mapped file: a file truncated later must not crash their reader
+            tensors = {key: f.get_tensor(key).clone() for key in f.keys()}
+            metadata = json.loads((f.metadata() or {}).get(_META_KEY, "{}"))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise SynsetUnreadable(f"{path}: not a readable safetensors file ({error})") from None
+    missing = [k for k in TENSOR_KEYS if k not in tensors]
+    if missing:
+        raise SynsetUnreadable(
+            f"{path}: missing tensor(s) {', '.join(missing)}; a synthetic set holds {', '.join(TENSOR_KEYS)}"
+        )
+    extras = metadata.pop("extras", {}) or {}
+    return SyntheticSet(tensors["images"], tensors["labels"], extras), metadata

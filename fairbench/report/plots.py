@@ -1,0 +1,168 @@
+"""Figures people read: the accuracy-fairness trade-off, group accuracies, synthetic image grids.
+
+Every figure is written as PNG and SVG. Figures are built on matplotlib's object API
+(``Figure``, no pyplot), so nothing here touches the global backend or needs a display.
+
+- trade-off: test accuracy against DEO_A (``deo_mean``) for one (dataset, IPC), one point per
+  row labelled with its method; the Pareto front (no other row has higher accuracy *and* lower
+  DEO_A) is drawn as a step line.
+- group accuracies: each group's test accuracy, one bar per row in each group, with the spread
+  over evaluation runs: a fair set lifts the minority groups' bars, not only the mean.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .tables import group_frame, leaderboard_frame
+
+FORMATS = ("png", "svg")
+
+
+def save(figure: Figure, stem: Path) -> list[Path]:
+    """``stem.png`` and ``stem.svg``."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_name(f"{stem.name}.{fmt}") for fmt in FORMATS]
+    for path in paths:
+        figure.savefig(path, dpi=150, bbox_inches="tight")
+    return paths
+
+
+def pareto_front(acc, deo) -> list[int]:
+    """Indices of the points no other point beats on both axes (higher acc, lower deo), by deo."""
+    acc, deo = np.asarray(acc, float), np.asarray(deo, float)
+    front = [
+        i
+        for i in range(len(acc))
+        if not any(
+            (acc[j] >= acc[i]) and (deo[j] <= deo[i]) and (acc[j] > acc[i] or deo[j] < deo[i]) for j in range(len(acc))
+        )
+    ]
+    return sorted(front, key=lambda i: (deo[i], -acc[i]))
+
+
+def row_labels(frame: pd.DataFrame) -> list[str]:
+    """Method names, with the evaluator and protocol added only where they tell rows apart."""
+    labels = []
+    for _, row in frame.iterrows():
+        label = row["method"]
+        if frame["evaluator"].nunique() > 1:
+            label += f" ({row['evaluator']})"
+        if (frame["method"] == row["method"]).sum() > frame["evaluator"].nunique():
+            label += f" [{row['protocol']}]"
+        labels.append(label)
+    return labels
+
+
+def tradeoff_figure(frame: pd.DataFrame, title: str) -> Figure:
+    figure = Figure(figsize=(5.5, 4.2))
+    ax = figure.subplots()
+    labels = row_labels(frame)
+    acc, deo = frame["acc"].to_numpy(float), frame["deo_mean"].to_numpy(float)
+    ax.errorbar(
+        deo,
+        acc,
+        xerr=frame.get("deo_mean_std"),
+        yerr=frame.get("acc_std"),
+        fmt="o",
+        capsize=3,
+        color="tab:blue",
+        ecolor="lightgray",
+    )
+    front = pareto_front(acc, deo)
+    ax.step(deo[front], acc[front], where="post", color="tab:red", lw=1.2, label="Pareto front")
+    ax.scatter(deo[front], acc[front], s=90, facecolors="none", edgecolors="tab:red")
+    for x, y, label in zip(deo, acc, labels):
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xlabel("DEO_A (%) — lower is fairer")
+    ax.set_ylabel("accuracy (%) — higher is better")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    return figure
+
+
+def group_bars_figure(groups: pd.DataFrame, title: str) -> Figure:
+    """``groups``: long-format per-group accuracies (``leaderboard.GROUP_COLUMNS``) of one
+    (dataset, ipc); one bar per leaderboard row in each group, error bars the runs' spread."""
+    per_row = list(groups.groupby(["evaluator", "method", "protocol"], sort=False))
+    rows = pd.DataFrame([key for key, _ in per_row], columns=["evaluator", "method", "protocol"])
+    names = list(dict.fromkeys(groups["group"]))
+    figure = Figure(figsize=(min(14.0, max(5.0, 0.25 * len(names) * len(rows) + 2.5)), 4.2))
+    ax = figure.subplots()
+    width = 0.8 / len(rows)
+    x = np.arange(len(names))
+    for k, (label, (_, bars)) in enumerate(zip(row_labels(rows), per_row)):
+        bars = bars.set_index("group").reindex(names)
+        ax.bar(
+            x - 0.4 + (k + 0.5) * width,
+            bars["acc"],
+            width,
+            yerr=bars["acc_std"],
+            capsize=2,
+            label=label,
+            error_kw={"elinewidth": 0.8, "ecolor": "dimgray"},
+        )
+    ax.set_xticks(
+        x, names, rotation=20 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center", fontsize=8
+    )
+    ax.set_xlabel("group")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncols=min(len(rows), 4), loc="upper left", bbox_to_anchor=(0, -0.22))
+    return figure
+
+
+def write_frame_plots(frame: pd.DataFrame, folder: Path, groups: pd.DataFrame | None = None) -> list[Path]:
+    """The trade-off figure of each (dataset, ipc) of a leaderboard frame, and its group-accuracy
+    bars where ``groups`` (long format, ``leaderboard.GROUP_COLUMNS``) has rows for it."""
+    paths = []
+    for (dataset, ipc), table in frame.groupby(["dataset", "ipc"], sort=False):
+        table = table.reset_index(drop=True)
+        name = f"{dataset}-ipc{ipc}"
+        paths += save(tradeoff_figure(table, f"{dataset}, IPC {ipc}"), Path(folder) / f"{name}-tradeoff")
+        bars = None if groups is None else groups[(groups["dataset"] == dataset) & (groups["ipc"] == ipc)]
+        if bars is not None and not bars.empty:
+            paths += save(
+                group_bars_figure(bars, f"{dataset}, IPC {ipc}: accuracy per group"), Path(folder) / f"{name}-groups"
+            )
+    return paths
+
+
+def write_run_plots(out: str | Path, records: list[dict]) -> list[Path]:
+    """``out/plots/``: the figures of a run folder, beside its tables (``fairbench run`` calls it)."""
+    return write_frame_plots(leaderboard_frame(records), Path(out) / "plots", group_frame(records))
+
+
+def synset_figure(images: np.ndarray, labels: np.ndarray, class_names: list[str], makeup: list[str]) -> Figure:
+    """One row per class of [0, 1] images (N, C, H, W), each row titled with the class's group
+    make-up in the real training data."""
+    classes = sorted(set(labels.tolist()))
+    per_row = max(int((labels == c).sum()) for c in classes)
+    cols = min(per_row, 20)
+    figure = Figure(figsize=(0.6 * cols + 2.8, 0.65 * len(classes) + 0.4))
+    axes = figure.subplots(len(classes), cols, squeeze=False)
+    for r, c in enumerate(classes):
+        row = images[labels == c][:cols]
+        for k in range(cols):
+            ax = axes[r][k]
+            ax.set_axis_off()
+            if k < len(row):
+                image = row[k].transpose(1, 2, 0)
+                ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
+        axes[r][0].text(
+            -0.15,
+            0.5,
+            f"{class_names[c]}\n{makeup[c]}",
+            transform=axes[r][0].transAxes,
+            ha="right",
+            va="center",
+            fontsize=6,
+        )
+    figure.subplots_adjust(left=0.22, top=0.93, wspace=0.05, hspace=0.1)
+    return figure
