@@ -172,10 +172,11 @@ def test_a_cifar_batch_holding_a_reduce_payload_is_refused_without_running_it(tm
     assert not marker.exists()
 
 
-def test_a_zip_bomb_is_refused_before_it_is_unpacked(forged, tmp_path, capsys, private_tmp):
-    bomb = zipped(forged, tmp_path / "bomb.zip", {"synsets/zeros.safetensors": b"\0" * (8 << 20)})
+def test_a_zip_bomb_is_refused_before_it_is_unpacked(forged, tmp_path, capsys, private_tmp, monkeypatch):
+    monkeypatch.setattr(bundle_module, "MIN_RATIO_BYTES", 1 << 14)  # a 64 MiB bomb stands for a 6 GiB one
+    bomb = zipped(forged, tmp_path / "bomb.zip", {"synsets/zeros.safetensors": b"\0" * (64 << 20)})
     err = one_line_error(capsys, 2, "verify", str(bomb))
-    assert "more than 50 times" in err and str(bomb) in err
+    assert "more than 400 times" in err and str(bomb) in err
     assert scratch_folders(private_tmp) == []
 
 
