@@ -51,6 +51,7 @@ RUN_KEYS: dict[str, tuple[object, str]] = {
     "eval": ({}, "evaluator training settings, e.g. eval.epochs=300"),
     "models": ({}, "per-evaluator model settings, e.g. models.convnet.width=64"),
     "metrics": ({}, "metric conventions, e.g. metrics.undefined=skip (default zero, the reference's)"),
+    "cell_timeout": (None, "seconds one cell may run before it is recorded failed and the suite goes on"),
     "launcher": (RUNNER_DEFAULTS["launcher"], "where cells run: local, ray or slurm (docs/launchers.md)"),
     "resume": (RUNNER_DEFAULTS["resume"], "which finished records of out a rerun reuses: same-version, always, never"),
     "ray": (RUNNER_DEFAULTS["ray"], "launcher=ray settings, e.g. ray.address=auto ray.gpus_per_cell=0.25"),
@@ -165,6 +166,9 @@ def validate(config: dict) -> dict:
         config[key] = [] if config[key] in (None, []) else _as_list(key, config[key], str, unique=False)
     if not isinstance(config["download"], bool):
         raise FairbenchError(f"download must be true or false, got {config['download']!r}")
+    timeout = config["cell_timeout"]
+    if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0):
+        raise FairbenchError(f"cell_timeout takes a positive number of seconds (or null: no limit), got {timeout!r}")
     check_device(config["device"])
     check_runner_settings(config)
     return config
