@@ -6,7 +6,8 @@ a network of 10^6 channels, ``batch_size: 0``). Each cell's protocol is therefor
 
 - rebuilt from run keys, exactly as ``fairbench run`` builds and checks a run (the same ranges,
   the same networks-fit check), and refused unless the rebuilt protocol has the cell's id;
-- held to the memory this machine has for the evaluation's networks;
+- held to the memory this machine has for the evaluation's networks
+  (:func:`fairbench.run.fit.check_network_fits`, as a run is);
 - matched against the protocols the registered suites define (``fairbench list suites``): by
   default (``protocols=registered``) a protocol no suite defines is refused, so a submitter
   cannot make their own row with ``epochs: 1``. A maintainer who accepts one passes
@@ -15,21 +16,14 @@ a network of 10^6 channels, ``batch_size: 0``). Each cell's protocol is therefor
 
 from __future__ import annotations
 
-import os
 from functools import cache
-
-import torch
 
 from ..core.errors import FairbenchError, first_line
 from ..core.protocol import protocol_id
-from ..evaluation.evaluate import check_fits, make_model
 from ..run.config import RUN_DEFAULTS, merge_settings, resolve_run_config, suite_names, validate
 from ..run.plan import make_plan, resolved_config
 
 PROTOCOL_POLICIES = ("registered", "any")
-# an evaluation run holds its weights, their gradients and the optimiser's momentum, plus
-# activations; four copies of the weights is the least it can need
-_WEIGHT_COPIES = 4
 
 
 def protocol_run_config(protocol: dict, seed: int, num_eval: int) -> dict:
@@ -70,35 +64,6 @@ def check_rebuilds(cell: dict, num_eval: int) -> None:
             f"its protocol {cell['protocol_id']} is not what fairbench run makes of the same run keys "
             f"({', '.join(sorted(rebuilt))}); it holds settings a run cannot have"
         )
-
-
-def check_network_fits(spec: dict, image_shape: tuple[int, int, int], num_classes: int, runs: int, device) -> None:
-    """The run's networks-fit check, then the memory: ``runs`` networks trained at once (an
-    ensemble) must fit in what ``device`` has free, counted from the weights alone."""
-    check_fits(spec, image_shape, num_classes)
-    with torch.device("meta"):
-        weights = sum(p.numel() for p in make_model(spec, image_shape, num_classes).parameters())
-    needed = weights * 4 * _WEIGHT_COPIES * runs
-    free = free_memory(device)
-    if free is not None and needed > free:
-        raise FairbenchError(
-            f"evaluator '{spec['name']}' has {weights:,} weights: {runs} of them need at least "
-            f"{needed / 2**30:.1f} GiB, and {device} has {free / 2**30:.1f} GiB free (its models.{spec['name']} "
-            f"settings, e.g. width, or num_eval, are too large)"
-        )
-
-
-def free_memory(device) -> int | None:
-    """Bytes ``device`` has free now; None where that cannot be asked."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    if device.type == "cpu" and hasattr(os, "sysconf"):
-        try:
-            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError):
-            return None
-    return None
 
 
 @cache

@@ -59,9 +59,10 @@ from ..distill.synsets import SynsetUnreadable, load_synset
 from ..evaluation.evaluate import evaluate_synthetic
 from ..evaluation.metrics import METRICS, MIN_EFFECT, group_acc_runs, summarize_runs
 from ..run.config import merge_settings
+from ..run.fit import check_network_fits, ensemble_runs
 from .bundle import BundleUnreadable, open_bundle, sha256
 from .contact import FEATURE_EPS, PIXEL_EPS, ContactIndex
-from .protocols import PROTOCOL_POLICIES, check_network_fits, check_rebuilds, suite_of
+from .protocols import PROTOCOL_POLICIES, check_rebuilds, suite_of
 
 VERIFY_DEFAULTS = {
     "device": "auto",
@@ -208,10 +209,7 @@ class Verifier:
 
     def _check_fit(self, bundle, number: int, cell: dict, splits: DatasetSplits) -> None:
         train = splits.train
-        ensemble = self.settings["ensemble"]
-        runs = (
-            self.settings["num_eval"] if ensemble is True or (ensemble == "auto" and self.device.type != "cpu") else 1
-        )
+        runs = ensemble_runs(self.settings["ensemble"], self.settings["num_eval"], self.device)
         try:
             check_network_fits(cell["protocol"]["evaluator"], train.image_shape, train.num_classes, runs, self.device)
         except FairbenchError as error:

@@ -28,6 +28,7 @@ from .plugins import activate
 from .settings import RUNNER_DEFAULTS, check_runner_settings
 
 DEFAULT_SUITE = "quickstart"
+SEED_LIMIT = 2**32
 
 # Every run key: (default, what it sets). ``fairbench run --help`` prints this table.
 RUN_KEYS: dict[str, tuple[object, str]] = {
@@ -149,6 +150,13 @@ def validate(config: dict) -> dict:
         raise unknown_choice("run key", sorted(unknown)[0], RUN_DEFAULTS)
     for key, kind in _LIST_KEYS.items():
         config[key] = _as_list(key, config[key], kind)
+    bad_seeds = [s for s in config["seeds"] if not 0 <= s < SEED_LIMIT]
+    if bad_seeds:
+        raise FairbenchError(f"seeds must lie in 0..{SEED_LIMIT - 1} (what torch and numpy take), got {bad_seeds[0]}")
+    if config["out"] is not None and not isinstance(config["out"], str):
+        raise FairbenchError(
+            f"out takes a folder path, got {config['out']!r}; quote it if it is a number, e.g. out='123'"
+        )
     bad_ipc = [i for i in config["ipc"] if i < 1]
     if bad_ipc:
         raise FairbenchError(f"ipc must be at least 1, got {bad_ipc[0]}")

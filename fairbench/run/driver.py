@@ -21,10 +21,10 @@ from ..core.errors import FairbenchError
 from ..core.progress import CellProgress
 from ..core.protocol import digest, protocol_id
 from ..data import DatasetSplits
-from ..evaluation.evaluate import check_fits
 from ..report.tables import write_leaderboard
 from .cell import cell_id as make_cell_id
 from .cell import resolved_config, splits_for
+from .fit import check_network_fits, ensemble_runs
 from .launchers import get_launcher
 from .outdir import check_writable, describe_holdings, locked, repaired_records, reusable
 from .plan import Cell, check_cells_data, make_plan, protocol_deviations
@@ -47,16 +47,19 @@ def out_dir_for(config: dict) -> Path:
     return Path("runs") / f"{Path(config['suite']).stem}-{stamp}"
 
 
-def _check_networks_fit(cells: list[Cell], datasets: dict[str, DatasetSplits]) -> None:
-    """Every evaluator and distiller network against its dataset's image shape, before any
+def _check_networks_fit(cells: list[Cell], datasets: dict[str, DatasetSplits], config: dict, device) -> None:
+    """Every evaluator and distiller network against its dataset's image shape and this device's
+    memory (an evaluator ``num_eval`` times over when the runs train as an ensemble), before any
     distillation: a misfit should cost seconds, not the distillations that come before it."""
     checked = set()
+    runs = ensemble_runs(config["ensemble"], config["num_eval"], device)
     for cell in cells:
         train = datasets[cell.dataset].train
         for spec in filter(None, [cell.net, *cell.evaluators]):
-            key = digest([cell.dataset, spec])
+            key = digest([cell.dataset, spec, spec in cell.evaluators])
             if key not in checked:
-                check_fits(spec, train.image_shape, train.num_classes)
+                count = runs if spec in cell.evaluators else 1
+                check_network_fits(spec, train.image_shape, train.num_classes, count, device)
                 checked.add(key)
 
 
@@ -127,7 +130,7 @@ def run_suite(config: dict, log=lambda msg: None) -> tuple[Path, object, list[st
         "run_config": {k: v for k, v in config.items() if k != "out"},
     }  # as the user gave it
     datasets = {cell.dataset: splits_for(cell, cell_config) for cell in cells}
-    _check_networks_fit(cells, datasets)
+    _check_networks_fit(cells, datasets, config, device)
     prepare(cells, datasets, device, cell_config, log)
     check_writable(out)
     try:
