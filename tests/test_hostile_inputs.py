@@ -130,3 +130,28 @@ def test_show_refuses_an_output_it_would_misname(tmp_path, capsys):
     assert main(["show", str(tmp_path / "set.safetensors"), "-o", str(tmp_path / "x.jpg")]) == 2
     err = capsys.readouterr().err
     assert "name the output x.png" in err and not list(tmp_path.iterdir())
+
+
+def test_an_out_name_over_255_bytes_is_one_line(tmp_path):
+    from fairbench.core.errors import FairbenchError
+    from fairbench.run.outdir import check_writable
+
+    with pytest.raises(FairbenchError, match="cannot write to out=.*: File name too long"):
+        check_writable(tmp_path / ("x" * 300) / "run")
+
+
+def test_a_disk_that_fills_while_a_set_is_written_is_one_line_naming_the_file(tmp_path, monkeypatch):
+    import torch
+    from safetensors import SafetensorError
+
+    from fairbench.core.errors import FairbenchError
+    from fairbench.distill import SyntheticSet, synsets
+
+    def full(*args, **kwargs):
+        raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull })")
+
+    monkeypatch.setattr(synsets, "save_file", full)
+    path = tmp_path / "synsets" / "a.safetensors"
+    with pytest.raises(FairbenchError, match=f"cannot write the synthetic set {path}: the disk is full"):
+        synsets.save_synset(path, SyntheticSet(torch.zeros(1, 1, 2, 2), torch.zeros(1, dtype=torch.long)), {})
+    assert list((tmp_path / "synsets").iterdir()) == []  # no temporary file left

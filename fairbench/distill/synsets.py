@@ -8,6 +8,7 @@ extras and timing stats) as JSON under the safetensors header key ``fairbench``.
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 
@@ -36,8 +37,13 @@ def save_synset(path: str | Path, syn: SyntheticSet, metadata: dict) -> None:
         "labels": syn.labels.detach().cpu().long().contiguous(),
     }
     header = {_META_KEY: json.dumps({**metadata, "extras": syn.extras}, sort_keys=True, default=str)}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=header)
+    try:
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=header)
+    except (SafetensorError, OSError) as error:  # safetensors reports a full disk as its own error
+        full = isinstance(error, OSError) and error.errno == errno.ENOSPC or "StorageFull" in str(error)
+        reason = "the disk is full" if full else first_line(error)
+        raise FairbenchError(f"cannot write the synthetic set {path}: {reason}") from None
 
 
 def load_synset(path: str | Path) -> tuple[SyntheticSet, dict]:
