@@ -613,3 +613,12 @@ def test_submit_meta_is_held_to_the_manifest_limits(tmp_path, capsys):
     meta.write_text("name: {first: x}\n")
     err = one_line_error(capsys, 2, "submit", str(tmp_path), "-o", str(tmp_path / "b"), "--meta", str(meta))
     assert "name" in err and not (tmp_path / "b").exists()
+
+
+def test_leaderboard_add_unpacks_a_zip_once(forged, tmp_path, monkeypatch):
+    unpacked = []
+    real = bundle_module._unpack
+    monkeypatch.setattr(bundle_module, "_unpack", lambda *args: unpacked.append(1) or real(*args))
+    monkeypatch.setattr(Verifier, "verify_opened", lambda self, bundle, manifest, folder: {"verified": False})
+    add_bundle(zipped(forged, tmp_path / "b.zip"), tmp_path / "board", Verifier(verify_settings([])))
+    assert unpacked == [1]
