@@ -41,7 +41,7 @@ class SyntheticSet:
 @dataclass
 class DistillContext:
     device: torch.device
-    make_net: Callable[[], nn.Module]  # a freshly initialised network of the method's arch
+    make_net: Callable[[], nn.Module] | None  # a fresh network of the method's arch; None: it trains none
     progress: Callable = lambda it, **_: it  # wraps the iteration loop with a progress display
     experts_dir: Path = Path("experts")  # where MTT's expert trajectories are cached
     provenance: dict = field(default_factory=dict)  # dataset, its params and the net spec: keys caches
@@ -49,6 +49,8 @@ class DistillContext:
     def fresh_net(self) -> nn.Module:
         """A newly initialised network built on the device itself: distillers draw one per step,
         and building it on the host would cost a blocking host-to-device copy every time."""
+        if self.make_net is None:
+            raise FairbenchError("this method names no network (hparams 'net'), so it cannot draw one")
         with torch.device(self.device):
             return self.make_net()
 
