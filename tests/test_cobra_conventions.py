@@ -90,3 +90,86 @@ def test_group_reduce_mean_is_cobras_fairdd_and_sum_is_g_times_it(batch, base):
         torch.testing.assert_close(loss, G * expected, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(grad, G * expected_grad, rtol=1e-4, atol=1e-7)
     assert not torch.allclose(mean_grad, G * expected_grad)  # the two conventions do differ
+
+
+def cobra_cafe_outputs(net, x):
+    """COBRA's cafe/networks.py ConvNet.forward on fairbench's 3-block ConvNet (its layer list is
+    the same: conv, norm, relu, pool per block): [f5, f4, f3, f2, f1]."""
+    f1 = net.features[:-9](x)
+    f2 = net.features[-9:-5](f1)
+    f3 = net.features[-5:-1](f2)
+    f4 = net.features[-1:](f3)
+    return [f4.flatten(1), f4, f3, f2, f1]
+
+
+def cobra_cafe_terms(net, real, syn):
+    """Per output of COBRA's network, Σ_c ‖uniform mean over groups of the group means − mean
+    synthetic feature‖², as train_cafe.py's cobra mode computes it before weighting."""
+    terms = [0.0] * 5
+    for c in range(C):
+        real_out = cobra_cafe_outputs(net, real[LABELS == c])
+        syn_out = cobra_cafe_outputs(net, syn[c])
+        present = GROUPS[LABELS == c].unique()
+        for i in range(5):
+            groups_c = GROUPS[LABELS == c]
+            barycenter = sum(real_out[i][groups_c == g].mean(0) for g in present) / len(present)
+            terms[i] = terms[i] + (barycenter - syn_out[i].mean(0)).pow(2).sum()
+    return terms
+
+
+@pytest.fixture
+def deep_batch():
+    torch.manual_seed(1)
+    # float64: the small outputs' terms are ~1e-4 of the loss; the variants' weights are float32
+    # (relative error ~1e-8), so float32 throughout would hide the weights of those outputs
+    net = build_model("convnet", 3, C, 8, width=4, depth=3).double()
+    real = torch.randn(len(LABELS), 3, 8, 8, dtype=torch.float64)
+    syn = torch.randn(C, 2, 3, 8, 8, dtype=torch.float64, requires_grad=True)
+    return net, real, syn, torch.tensor([[0, 0], [1, 1]])
+
+
+def test_cobra_cafe_objective_terms_and_layer_weights(deep_batch):
+    net, real, syn, syn_labels = deep_batch
+    terms = cobra_cafe_terms(net, real, syn)
+    # [f5, f4, f3, f2, f1]: outputs 0, -1, -2 (f5, f1, f2) weigh 1; -3, -4 (f3, f4) weigh 0.1
+    expected = (terms[0] + terms[4] + terms[3] + 0.1 * terms[2] + 0.1 * terms[1]) / C
+    cobra = distiller("cafe+cobra", objective="cobra-code")
+    loss = fairbench_loss(cobra, net, real, syn, syn_labels)
+    torch.testing.assert_close(loss, expected, rtol=1e-7, atol=0)
+    (grad,) = torch.autograd.grad(loss, syn, retain_graph=True)
+    (expected_grad,) = torch.autograd.grad(expected, syn, retain_graph=True)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-6, atol=1e-7 * float(expected_grad.abs().max()))
+    # no discrimination term: its weight does not enter
+    no_disc = distiller("cafe+cobra", objective="cobra-code", discrimination_weight=5.0)
+    torch.testing.assert_close(fairbench_loss(no_disc, net, real, syn, syn_labels), expected, rtol=1e-7, atol=0)
+    # each output's weight is pinned: swapping any one output's weight (1 <-> 0.1) breaks the match
+    for i, w in enumerate([1.0, 0.1, 0.1, 1.0, 1.0]):
+        swapped = expected + ((1.1 - w) - w) * terms[i] / C
+        assert not torch.allclose(loss, swapped, rtol=1e-7, atol=0)
+    # fairbench's generic cafe+cobra (the default) is another objective
+    generic = fairbench_loss(distiller("cafe+cobra"), net, real, syn, syn_labels)
+    assert not torch.allclose(generic, expected)
+
+
+def test_cobra_cafe_vanilla_mode_weighs_five_outputs_and_sums_the_discrimination(deep_batch):
+    net, real, syn, syn_labels = deep_batch
+    pooled = [0.0] * 5
+    for c in range(C):
+        real_out, syn_out = cobra_cafe_outputs(net, real[LABELS == c]), cobra_cafe_outputs(net, syn[c])
+        for i in range(5):
+            pooled[i] = pooled[i] + (real_out[i].mean(0) - syn_out[i].mean(0)).pow(2).sum()
+    centres = torch.stack([cobra_cafe_outputs(net, syn[c])[0].mean(0) for c in range(C)])
+    logits = cobra_cafe_outputs(net, real)[0] @ centres.T
+    expected = sum(pooled) + 0.01 * F.cross_entropy(logits, LABELS, reduction="sum")
+    loss = fairbench_loss(distiller("cafe", objective="cobra-code"), net, real, syn, syn_labels)
+    torch.testing.assert_close(loss, expected, rtol=1e-7, atol=0)
+
+
+def test_cobra_cafe_image_lr_halves_at_its_milestones():
+    cafe = distiller("cafe+cobra", objective="cobra-code", lr_img_halvings=[1200, 1600, 1800])
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    rates = []
+    for iteration in (0, 1199, 1200, 1600, 1800, 2000):
+        cafe.start_iteration(iteration, optimizer)
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert rates == pytest.approx([0.1, 0.1, 0.05, 0.025, 0.0125, 0.0125])

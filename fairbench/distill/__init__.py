@@ -171,7 +171,6 @@ _AT_LEAST_ONE = (
     "iterations",
     "real_batch",
     "outer_loop",
-    "inner_loop",
     "batch_train",
     "num_experts",
     "trajectory_epochs",
@@ -182,7 +181,8 @@ _AT_LEAST_ONE = (
     "ot_iterations",
     "bary_iterations",
 )
-_NOT_NEGATIVE = ("warmup_epochs", "max_start_epoch", "batch_syn", "momentum")
+# inner_loop 0: the step's network stays as drawn (COBRA's train_idc.py never trains it)
+_NOT_NEGATIVE = ("warmup_epochs", "max_start_epoch", "batch_syn", "momentum", "inner_loop")
 _POSITIVE = ("lr_img", "lr_net", "warmup_lr", "expert_lr", "lr_lr", "syn_lr_init", "ot_reg")
 
 
