@@ -67,26 +67,18 @@ def cobra_dc_fairdd_loss(net, real, syn, syn_labels):
     return loss
 
 
-@pytest.mark.parametrize("base", ["dc", "idc"])
-def test_group_reduce_mean_is_cobras_fairdd_and_sum_is_g_times_it(batch, base):
+def test_group_reduce_mean_is_cobras_fairdd_and_sum_is_g_times_it(batch):
+    """idc+fairdd and dsa+fairdd take the same option through dc's real_target and matching_loss."""
     net, real, syn, syn_labels = batch
-    if base == "idc":  # IDC matches on the decoded images: the same loss, on what decode() gives
-        idc = distiller("idc+fairdd", factor=2)
-        stored = syn.flatten(0, 1)
-        decoded = idc.decode(stored)
-        syn_in = decoded.view(C, -1, *decoded.shape[1:])
-        labels_in = idc.decode_labels(syn_labels.flatten()).view(C, -1)
-    else:
-        stored, syn_in, labels_in = syn, syn, syn_labels
-    expected = cobra_dc_fairdd_loss(net, real, syn_in, labels_in)
-    (expected_grad,) = torch.autograd.grad(expected, stored, retain_graph=True)
-    mean = fairbench_loss(distiller(f"{base}+fairdd", group_reduce="mean"), net, real, syn_in, labels_in)
-    (mean_grad,) = torch.autograd.grad(mean, stored, retain_graph=True)
+    expected = cobra_dc_fairdd_loss(net, real, syn, syn_labels)
+    (expected_grad,) = torch.autograd.grad(expected, syn, retain_graph=True)
+    mean = fairbench_loss(distiller("dc+fairdd", group_reduce="mean"), net, real, syn, syn_labels)
+    (mean_grad,) = torch.autograd.grad(mean, syn, retain_graph=True)
     torch.testing.assert_close(mean, expected, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(mean_grad, expected_grad, rtol=1e-4, atol=1e-7)
-    for summed in (distiller(f"{base}+fairdd", group_reduce="sum"), distiller(f"{base}+fairdd")):
-        loss = fairbench_loss(summed, net, real, syn_in, labels_in)
-        (grad,) = torch.autograd.grad(loss, stored, retain_graph=True)
+    for summed in (distiller("dc+fairdd", group_reduce="sum"), distiller("dc+fairdd")):
+        loss = fairbench_loss(summed, net, real, syn, syn_labels)
+        (grad,) = torch.autograd.grad(loss, syn, retain_graph=True)
         torch.testing.assert_close(loss, G * expected, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(grad, G * expected_grad, rtol=1e-4, atol=1e-7)
     assert not torch.allclose(mean_grad, G * expected_grad)  # the two conventions do differ
@@ -173,3 +165,55 @@ def test_cobra_cafe_image_lr_halves_at_its_milestones():
         cafe.start_iteration(iteration, optimizer)
         rates.append(optimizer.param_groups[0]["lr"])
     assert rates == pytest.approx([0.1, 0.1, 0.05, 0.025, 0.0125, 0.0125])
+
+
+def test_cobra_idc_starts_from_whole_real_images_and_decodes_with_align_corners():
+    from fairbench.distill.sampling import ClassSampler
+    from fairbench.testing import tiny_splits
+
+    train, _ = tiny_splits()
+    idc = build_distiller("idc", method_hparams("idc", "", 2, {"init": "whole", "align_corners": True}))
+    torch.manual_seed(0)
+    stored, labels = idc.initial_images(train, 2, ClassSampler(train.labels, train.num_classes))
+    assert stored.shape == (2 * train.num_classes, *train.image_shape)
+    real = train.normalize(train.images)
+    assert all(any(torch.equal(s, r) for r in real[train.labels == y]) for s, y in zip(stored, labels))
+    assert idc.real_images_per_class(10) == 10  # the mosaic init takes factor² = 4 times more
+    tiles = stored[:1, :, : train.image_shape[1] // 2, : train.image_shape[2] // 2]
+    upsampled = F.interpolate(tiles, size=train.image_shape[1:], mode="bilinear", align_corners=True)
+    torch.testing.assert_close(idc.decode(stored[:1])[:1], upsampled)
+
+
+@pytest.mark.parametrize(
+    "method,overrides",
+    [
+        ("idc+fairdd", {"init": "whole", "align_corners": True, "inner_loop": 0, "group_reduce": "mean", "dsa": False}),
+        ("cafe+cobra", {"objective": "cobra-code", "lr_img_halvings": [1], "iterations": 2, "dsa": False}),
+    ],
+)
+def test_cobra_suite_settings_pass_check_method(method, overrides):
+    from fairbench.testing import check_method
+
+    report = check_method(method, overrides=overrides)
+    assert report.ok, str(report)
+
+
+def test_dry_runs_show_each_papers_group_reduce_and_list_names_the_new_suites(capsys):
+    from fairbench.cli import main
+
+    def run(*args):
+        assert main(list(args)) in (0, None)
+        return capsys.readouterr().out.splitlines()
+
+    for suite, reduce in (("cobra-dc-cmnist", "mean"), ("fairdd-dc-cmnist", "sum")):
+        lines = run("run", f"suite={suite}", "--dry-run")
+        cells = {a.split()[2]: b for a, b in zip(lines, lines[1:]) if " x convnet: protocol " in a}
+        assert set(cells) == {"dc", "dc+fairdd"} | ({"dc+cobra"} if suite.startswith("cobra") else set())
+        for method, protocol in cells.items():
+            assert ("group_reduce: " + reduce in protocol) == (method == "dc+fairdd"), (suite, method)
+    listed = run("list", "suites")
+    datasets = ["cmnist", "cmnist-bg", "cfmnist", "cfmnist-bg", "cifar10s", "utkface", "bffhq"]
+    for base, script in (("idc", "scripts/run_idc.sh"), ("cafe", "scripts/run_cafe.sh")):
+        for dataset in datasets:
+            row = next(line for line in listed if line.startswith(f"cobra-{base}-{dataset} "))
+            assert script in row, row
