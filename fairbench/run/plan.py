@@ -157,7 +157,7 @@ def protocol_deviations(config: dict, cells: list[Cell]) -> list[str]:
     for ours, theirs in zip(cells, reference):
         found = _changed(f"dataset {ours.dataset}", ours.dataset_params, theirs.dataset_params)
         defaults = {k: v["default"] for k, v in method_options(ours.method).items()}
-        found += _changed(f"distill {ours.method}", ours.hparams, {**defaults, **theirs.hparams})
+        found += _changed(f"distill {ours.method}", {**defaults, **ours.hparams}, {**defaults, **theirs.hparams})
         found += _changed(f"net {ours.method}", ours.net or {}, theirs.net or {})
         for spec, registry_spec in zip(ours.evaluators, theirs.evaluators):
             found += _changed(f"evaluator {spec['name']}", spec, registry_spec)
