@@ -211,9 +211,22 @@ def test_dry_runs_show_each_papers_group_reduce_and_list_names_the_new_suites(ca
         assert set(cells) == {"dc", "dc+fairdd"} | ({"dc+cobra"} if suite.startswith("cobra") else set())
         for method, protocol in cells.items():
             assert ("group_reduce: " + reduce in protocol) == (method == "dc+fairdd"), (suite, method)
+        departures = [line for line in lines if "group_reduce=" in line]  # sum is the registry's
+        assert departures == (["  distill dc+fairdd.group_reduce=mean (registry: sum)"] if reduce == "mean" else [])
     listed = run("list", "suites")
     datasets = ["cmnist", "cmnist-bg", "cfmnist", "cfmnist-bg", "cifar10s", "utkface", "bffhq"]
     for base, script in (("idc", "scripts/run_idc.sh"), ("cafe", "scripts/run_cafe.sh")):
         for dataset in datasets:
             row = next(line for line in listed if line.startswith(f"cobra-{base}-{dataset} "))
             assert script in row, row
+
+
+def test_group_reduce_is_an_option_recorded_only_where_given(capsys):
+    from fairbench.cli import main
+
+    assert "group_reduce" not in method_hparams("dc+fairdd", "", 10)  # protocol ids from before stay
+    assert method_hparams("dc+fairdd", "", 10, {"group_reduce": "mean"})["group_reduce"] == "mean"
+    assert "group_reduce" not in method_hparams("dc+cobra", "", 10, {"group_reduce": "mean"})
+    assert main(["run", "methods=[dc+fairdd]", "distill.group_reduce=avg", "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["fairbench: error: method 'dc+fairdd': group_reduce='avg' is invalid; choose from: sum, mean"]
