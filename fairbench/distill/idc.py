@@ -55,9 +55,8 @@ class MultiFormation(GradientMatching):
         f = self.factor
         channels, height, width = train.image_shape
         self.check_data(train, ipc)
-        if self.hparams["init"] == "whole":
-            index = sampler.sample_exact(ipc)
-            return train.normalize(train.images[index]), train.labels[index]
+        if self.hparams["init"] == "whole":  # one real image per stored image, as every base starts
+            return super().initial_images(train, ipc, sampler)
         index = sampler.sample_exact(ipc * f * f)
         small = F.interpolate(
             train.normalize(train.images[index]),
