@@ -31,6 +31,9 @@ if compgen -G "$wheels/*.whl" >/dev/null; then
         exit 1
     }
 fi
+# --quick on a shared CI CPU: one thread per process (spinning OpenMP threads of concurrent
+# processes on a loaded 2-core machine made a tiny DM iteration 100x slower)
+((${#quick[@]})) && export OMP_NUM_THREADS=1
 export PYTHONPATH="$here${site:+:$site}${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 budget=${DEVICE_CHECKS_BUDGET_S:-480}
 timeout --signal=TERM --kill-after=10 "$budget" "$python" benchmarks/device_checks.py "$device" "${quick[@]}" --out "$out"
