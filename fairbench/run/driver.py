@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..core.atomic import why_not_written
-from ..core.device import resolve_device
+from ..core.device import configure_backends, resolve_device
 from ..core.errors import FairbenchError
 from ..core.progress import CellProgress
 from ..core.protocol import digest, protocol_id
@@ -128,6 +128,8 @@ def run_suite(config: dict, log=lambda msg: None) -> tuple[Path, object, list[st
     cells = make_plan(config)
     # under ray/slurm the device is the workers': checked, and preparation run, where cells run
     device = None if config["launcher"] != "local" else resolve_device(config["device"])
+    if device is not None:
+        configure_backends(device)  # before the experts: their CUDA context on this very GPU
     launcher = get_launcher(config["launcher"])
     out = out_dir_for(config)
     cell_config = {

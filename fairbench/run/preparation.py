@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from filelock import FileLock
 
-from ..core.device import resolve_device
+from ..core.device import configure_backends, resolve_device
 from ..core.progress import progress
 from ..data import load_dataset
 from ..distill import BASES, DistillContext, Distiller, build_distiller, parse_method
@@ -101,7 +101,9 @@ def prepare_run(config: dict, log=lambda msg: None) -> list[str]:
         c.dataset: load_dataset(c.dataset, config["data_root"], c.dataset_params, download=config["download"]).train
         for c in cells
     }
-    return prepare_cells(cells, trains, resolve_device(config["device"]), config, log)
+    device = resolve_device(config["device"])
+    configure_backends(device)
+    return prepare_cells(cells, trains, device, config, log)
 
 
 def check_cells_ready(cells: list[Cell], trains: dict, device: torch.device, config: dict) -> None:
