@@ -246,3 +246,37 @@ def test_configure_backends_leaves_the_cpu_alone(monkeypatch):
     configure_backends(torch.device("cpu"))
     assert device_module.parse_device("auto") is None
     assert build_distiller  # the API the memory check goes through
+
+
+def test_test_batches_reach_the_device_through_the_pinned_copy(monkeypatch):
+    from fairbench.testing import tiny_splits
+    from fairbench.training import train as train_module
+
+    _, test = tiny_splits()
+    copied = []
+    monkeypatch.setattr(train_module, "to_device", lambda t, d: copied.append(len(t)) or t)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(test.num_classes))
+    train_module.predict(net, test, "cpu", batch_size=7)
+    assert sum(copied) == len(test) and max(copied) == 7
+
+
+def test_a_cluster_runs_preparation_in_the_cells_job_not_in_the_driver(tmp_path, monkeypatch):
+    from fairbench.run import driver
+
+    monkeypatch.setattr(slurm, "_executor", lambda submitit, config: InProcessExecutor())
+    monkeypatch.setattr(driver, "prepare_cells", lambda *a, **k: pytest.fail("the driver trained experts"))
+    mtt = [
+        "methods=[mtt]",
+        "distill.num_experts=1",
+        "distill.trajectory_epochs=2",
+        "distill.expert_epochs=1",
+        "distill.max_start_epoch=0",
+        "distill.syn_steps=1",
+        "distill.expert_dsa=false",
+    ]
+    config = resolve_run_config(TINY + mtt + [f"out={tmp_path / 'out'}", "launcher=slurm", "device=cpu"])
+    config["experts_dir"] = str(tmp_path / "experts")
+    _, _, failures = run_suite(config)
+    assert failures == []
+    assert len(list((tmp_path / "experts").glob("*/expert_0.pt"))) == 1
+    assert (tmp_path / "experts" / ".prepare.lock").exists()
