@@ -165,8 +165,9 @@ def validate(config: dict) -> dict:
         config[key] = [] if config[key] in (None, []) else _as_list(key, config[key], str, unique=False)
     if not isinstance(config["download"], bool):
         raise FairbenchError(f"download must be true or false, got {config['download']!r}")
-    check_device(config["device"])
     check_runner_settings(config)
+    # under ray/slurm the cells run on other machines: their device is checked there (run_cell)
+    check_device(config["device"], here=config["launcher"] == "local")
     return config
 
 

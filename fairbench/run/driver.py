@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..core.atomic import why_not_written
-from ..core.device import resolve_device
+from ..core.device import configure_backends, resolve_device
 from ..core.errors import FairbenchError
 from ..core.progress import CellProgress
 from ..core.protocol import digest, protocol_id
@@ -28,7 +28,7 @@ from .cell import resolved_config, splits_for
 from .launchers import get_launcher
 from .outdir import check_writable, describe_holdings, locked, repaired_records, reusable
 from .plan import Cell, check_cells_data, make_plan, protocol_deviations
-from .preparation import check_cells_ready, prepare_cells
+from .preparation import check_cell_memory, check_cells_ready, prepare_cells
 from .results import RESULTS_FILE, append_record
 
 
@@ -47,9 +47,11 @@ def out_dir_for(config: dict) -> Path:
     return Path("runs") / f"{Path(config['suite']).stem}-{stamp}"
 
 
-def _check_networks_fit(cells: list[Cell], datasets: dict[str, DatasetSplits]) -> None:
-    """Every evaluator and distiller network against its dataset's image shape, before any
-    distillation: a misfit should cost seconds, not the distillations that come before it."""
+def _check_networks_fit(cells: list[Cell], datasets: dict[str, DatasetSplits], device) -> None:
+    """Every evaluator and distiller network against its dataset's image shape, and each cell's
+    step against the device's memory (when the driver runs the cells itself; a Ray task or Slurm
+    job checks its own before its compute), before any distillation: a misfit should cost
+    seconds, not the distillations that come before it."""
     checked = set()
     for cell in cells:
         train = datasets[cell.dataset].train
@@ -58,14 +60,19 @@ def _check_networks_fit(cells: list[Cell], datasets: dict[str, DatasetSplits]) -
             if key not in checked:
                 check_fits(spec, train.image_shape, train.num_classes)
                 checked.add(key)
+        if device is not None:
+            check_cell_memory(cell, train, device)
 
 
 def prepare(cells: list[Cell], datasets: dict, device, config: dict, log=lambda msg: None) -> None:
     """Everything the cells need before they run, in the driver: each base's preparation step
     (MTT's experts), once per distinct set, then the checks that the data can serve every cell.
-    The one place the driver calls preparation from."""
+    The one place the driver calls preparation from. With ``device`` None (Ray, Slurm) only the
+    data is checked: the steps need the device, so each cell's job makes them where it runs."""
     trains = {name: splits.train for name, splits in datasets.items()}
     check_cells_data(cells, trains)
+    if device is None:
+        return
     for line in prepare_cells(cells, trains, device, config, log):
         log(f"fairbench: {line}")
     check_cells_ready(cells, trains, device, config)
@@ -119,7 +126,10 @@ def run_suite(config: dict, log=lambda msg: None) -> tuple[Path, object, list[st
     task fails (Ray, Slurm) is named in ``failures`` and not recorded, so a rerun retries it.
     """
     cells = make_plan(config)
-    device = resolve_device(config["device"])
+    # under ray/slurm the device is the workers': checked, and preparation run, where cells run
+    device = None if config["launcher"] != "local" else resolve_device(config["device"])
+    if device is not None:
+        configure_backends(device)  # before the experts: their CUDA context on this very GPU
     launcher = get_launcher(config["launcher"])
     out = out_dir_for(config)
     cell_config = {
@@ -127,7 +137,7 @@ def run_suite(config: dict, log=lambda msg: None) -> tuple[Path, object, list[st
         "run_config": {k: v for k, v in config.items() if k != "out"},
     }  # as the user gave it
     datasets = {cell.dataset: splits_for(cell, cell_config) for cell in cells}
-    _check_networks_fit(cells, datasets)
+    _check_networks_fit(cells, datasets, device)
     prepare(cells, datasets, device, cell_config, log)
     check_writable(out)
     try:
@@ -142,7 +152,8 @@ def run_suite(config: dict, log=lambda msg: None) -> tuple[Path, object, list[st
             done = reusable(records, set(ids), config["resume"], log)
             todo = _still_to_run(cells, config, done)
             log(
-                f"fairbench: {len(cells)} cells on {device}, {len(todo)} to run with launcher={config['launcher']}; "
+                f"fairbench: {len(cells)} cells on {device or config['device'] + ' (checked where each runs)'}, "
+                f"{len(todo)} to run with launcher={config['launcher']}; "
                 f"results in {out}"
             )
             deviations = protocol_deviations(config, cells)
