@@ -21,22 +21,36 @@ import torch
 
 from fairbench.distill import DistillContext, build_distiller, method_hparams
 from fairbench.distill.base import synchronize
+from fairbench.distill.dm import warm_start
 from fairbench.models import build_model
 from fairbench.run.bench import synthetic_dataset
 from fairbench.training.augment import DSA
 
 
-def reference_loop(train, ipc: int, hp: dict, make_net, device, iterations: int, fair: bool) -> float:
-    """Milliseconds per iteration of the per-class loop."""
+def reference_loop(
+    train, ipc: int, hp: dict, make_net, device, iterations: int, variant: str = "vanilla", warmup: int = 0
+) -> float:
+    """Milliseconds per iteration of the per-class loop, after ``warmup`` untimed iterations.
+
+    ``variant``: ``vanilla`` (DM: the class's mean embedding), ``fairdd`` (each group's mean
+    matched, the terms summed) or ``cobra`` (the uniform mean of the group means, COBRA's L1
+    distance, the step's network warm-started on the synthetic set first, as COBRA's code does).
+    """
     num_classes = train.num_classes
     by_class = [torch.nonzero(train.labels == c).flatten().cpu() for c in range(num_classes)]
     syn = torch.cat([train.normalize(train.images[idx[:ipc].to(device)]) for idx in by_class]).requires_grad_(True)
+    syn_labels = torch.arange(num_classes, device=device).repeat_interleave(ipc)
     optimizer = torch.optim.SGD([syn], lr=hp["lr_img"], momentum=hp["momentum"])
     dsa = DSA(strategy=hp["dsa_strategy"])
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(iterations):
+    distance = (lambda d: d.abs().sum()) if hp.get("distance") == "l1" else (lambda d: d.pow(2).sum())
+    start = None
+    for it in range(warmup + iterations):
+        if it == warmup:
+            synchronize(device)
+            start = time.perf_counter()
         net = make_net().to(device)
+        if variant == "cobra" and hp.get("warmup_epochs"):
+            warm_start(net, syn.detach(), syn_labels, hp, dsa)
         net.requires_grad_(False)
         loss = torch.zeros((), device=device)
         for c in range(num_classes):
@@ -47,11 +61,14 @@ def reference_loop(train, ipc: int, hp: dict, make_net, device, iterations: int,
             real = dsa.apply(real, params, torch.zeros(len(real), dtype=torch.long, device=device))
             syn_c = dsa.apply(syn_c, params, torch.zeros(ipc, dtype=torch.long, device=device))
             real_embed, syn_mean = net.embed(real).detach(), net.embed(syn_c).mean(0)
-            if fair:
+            if variant == "fairdd":
                 for g in torch.unique(groups):
-                    loss = loss + (real_embed[groups == g].mean(0) - syn_mean).pow(2).sum()
+                    loss = loss + distance(real_embed[groups == g].mean(0) - syn_mean)
+            elif variant == "cobra":
+                means = torch.stack([real_embed[groups == g].mean(0) for g in torch.unique(groups)])
+                loss = loss + distance(means.mean(0) - syn_mean)
             else:
-                loss = loss + (real_embed.mean(0) - syn_mean).pow(2).sum()
+                loss = loss + distance(real_embed.mean(0) - syn_mean)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -85,13 +102,13 @@ def main() -> None:
     print(f"device={device} ipc={args.ipc} groups={args.groups} width={args.width} real_batch={args.real_batch}")
     for method in ("dm", "dm+fairdd"):
         hp = {**method_hparams(method, "", args.ipc), "real_batch": args.real_batch}
-        fair = method == "dm+fairdd"
+        variant = "fairdd" if method == "dm+fairdd" else "vanilla"
         fairbench_dm(method, train, args.ipc, hp, make_net, device, 1)  # warm-up
-        reference_loop(train, args.ipc, hp, make_net, device, 1, fair)
+        reference_loop(train, args.ipc, hp, make_net, device, 1, variant)
         ours, loop = [], []
         for _ in range(args.repeats):
             ours.append(fairbench_dm(method, train, args.ipc, hp, make_net, device, args.iterations))
-            loop.append(reference_loop(train, args.ipc, hp, make_net, device, args.iterations, fair))
+            loop.append(reference_loop(train, args.ipc, hp, make_net, device, args.iterations, variant))
         ours_ms, loop_ms = statistics.median(ours), statistics.median(loop)
         print(
             f"{method:10s} fairbench {ours_ms:9.1f} ms/iter   per-class loop {loop_ms:9.1f} ms/iter   "

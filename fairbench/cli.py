@@ -34,6 +34,7 @@ def _run(args) -> int:
     from .report.tables import render_report
     from .run.config import resolve_run_config
     from .run.driver import run_suite
+    from .run.launchers import describe_resources
     from .run.plan import describe_plan, make_plan
 
     config = resolve_run_config(args.overrides)
@@ -41,6 +42,9 @@ def _run(args) -> int:
         cells = make_plan(config)
         _check_data_if_present(config, cells)
         print(describe_plan(config, cells))
+        resources = describe_resources(config)
+        if resources:
+            print(resources)
         return 0
     out, frame, failures = run_suite(config, log=_log)
     print(render_report(frame))

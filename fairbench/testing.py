@@ -236,7 +236,7 @@ def check_method(
     (a plugin's own budget keys, to keep the check fast)."""
     report = CheckReport(method_id)
     base, variant = parse_method(method_id)
-    device = torch.device(device)
+    on = torch.device(device)
     train, test = tiny_splits()
 
     def clause(name: str, problem: str | None) -> None:
@@ -249,12 +249,12 @@ def check_method(
             hparams = _tiny_hparams(method_id, ipc, overrides)
             for _ in range(2):
                 distiller = build_distiller(method_id, hparams)
-                ctx = _context(hparams, train.to(device), device, Path(experts_dir))
-                distiller.prepare(train.to(device), ctx)
+                ctx = _context(hparams, train.to(on), on, Path(experts_dir))
+                distiller.prepare(train.to(on), ctx)
                 torch.manual_seed(seed)
                 test.armed = True
                 try:
-                    runs.append(distiller.distill(train.to(device), ipc, ctx))
+                    runs.append(distiller.distill(train.to(on), ipc, ctx))
                 finally:
                     test.armed = False
         except Exception as error:
@@ -262,7 +262,7 @@ def check_method(
             return report
     clause("end to end", None)
     first, second = runs
-    clause("shape, dtype, device and labels", _result_problem(first, train, ipc, device))
+    clause("shape, dtype, device and labels", _result_problem(first, train, ipc, on))
     finite = all(bool(torch.isfinite(t).all()) for t in (first.images.detach(),) if t.is_floating_point())
     clause("finite", None if finite else "the synthetic images hold NaN or infinite values")
     same = (

@@ -5,6 +5,17 @@ from pathlib import Path
 
 import pytest
 
+# The smallest ci run that still distills and evaluates: one iteration, one epoch, a width-4 net.
+TINY_CI = [
+    "suite=ci",
+    "ipc=[2]",
+    "num_eval=1",
+    "eval.epochs=1",
+    "models.convnet.width=4",
+    "distill.iterations=1",
+    "distill.real_batch=4",
+]
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 import torch
-from conftest import checkout_env, fairbench_command
+from conftest import TINY_CI, checkout_env, fairbench_command
 
 from fairbench.core.errors import FairbenchError
 from fairbench.run.config import resolve_run_config
@@ -18,14 +18,7 @@ from fairbench.run.launchers.slurm import run_cell_to_file
 from fairbench.run.plan import make_plan
 from fairbench.run.results import read_records
 
-TINY = [
-    "suite=ci",
-    "ipc=[2]",
-    "num_eval=1",
-    "eval.epochs=1",
-    "models.convnet.width=4",
-    "distill.iterations=1",
-    "distill.real_batch=4",
+TINY = TINY_CI + [
     "distill.warmup_epochs=1",
 ]
 TWO = TINY + ["methods=[random,dm]"]

@@ -102,7 +102,7 @@ def test_ruff_lint_and_format_pass():
     assert formatted.returncode == 0, formatted.stdout + formatted.stderr
 
 
-def test_mypy_accepts_a_user_of_the_public_face(tmp_path):
+def test_mypy_accepts_the_public_face_and_a_user_of_it(tmp_path):
     """A plugin author's file, typed the way docs/plugins.md writes one, checked against the
     package's own annotations: a changed signature of a public name fails here."""
     user = tmp_path / "user_plugin.py"
@@ -134,6 +134,8 @@ def test_mypy_accepts_a_user_of_the_public_face(tmp_path):
             "--follow-imports=silent",
             "--no-error-summary",
             str(user),
+            str(ROOT / "fairbench" / "__init__.py"),
+            str(ROOT / "fairbench" / "testing.py"),
         ],
         cwd=ROOT,
         capture_output=True,

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import checkout_env, fairbench_command
+from conftest import TINY_CI, checkout_env, fairbench_command
 
 import fairbench.report.tables as tables
 import fairbench.run.outdir as outdir
@@ -26,14 +26,7 @@ from fairbench.run.driver import run_suite
 from fairbench.run.plan import make_plan
 from fairbench.run.results import drop_torn_last_line, read_records
 
-TINY = [
-    "suite=ci",
-    "ipc=[2]",
-    "num_eval=1",
-    "eval.epochs=1",
-    "models.convnet.width=4",
-    "distill.iterations=1",
-    "distill.real_batch=4",
+TINY = TINY_CI + [
     "methods=[random,dm]",
 ]
 

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from conftest import TINY_CI
 
 from fairbench.data import GroupDataset
 from fairbench.distill import method_ids
@@ -14,14 +15,7 @@ from fairbench.run.driver import run_suite
 from fairbench.run.preparation import prepare_run
 
 # one outer step everywhere but in dc, which also runs an inner epoch between two
-TINY = [
-    "suite=ci",
-    "ipc=[2]",
-    "num_eval=1",
-    "eval.epochs=1",
-    "models.convnet.width=4",
-    "distill.iterations=1",
-    "distill.real_batch=4",
+TINY = TINY_CI + [
     "distill.outer_loop=1",
     "distill.inner_loop=1",
     "distill.dc.outer_loop=2",

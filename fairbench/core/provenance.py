@@ -57,8 +57,20 @@ def _onednn_version() -> str | None:
     return found.group(1) if found else None
 
 
+def cuda_settings() -> dict:
+    """The backend flags that change a CUDA run's numbers: cuDNN's algorithm choice (autotuned
+    when ``benchmark``, fixed when ``deterministic``) and TF32 for matmuls and convolutions."""
+    return {
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+    }
+
+
 def machine_fingerprint(device: torch.device) -> dict:
-    """What decides whether two runs of one protocol may agree bit for bit."""
+    """What decides whether two runs of one protocol may agree bit for bit (on CUDA also the
+    backend flags of :func:`cuda_settings`; a CPU run uses none of them)."""
     cuda = device.type == "cuda"
     return {
         "device_type": device.type,
@@ -73,4 +85,5 @@ def machine_fingerprint(device: torch.device) -> dict:
         "deterministic": torch.are_deterministic_algorithms_enabled() or not cuda,
         "os": platform.system(),
         "cores": os.cpu_count(),
+        **(cuda_settings() if cuda else {}),
     }

@@ -37,6 +37,7 @@ __all__ = [
     "build_distiller",
     "method_hparams",
     "method_ids",
+    "method_options",
     "parse_method",
     "register_base",
     "register_variant",
@@ -108,25 +109,45 @@ def method_spec(base: str) -> dict:
     return spec
 
 
+def _variant_entry(base: str, variant: str) -> dict:
+    if variant == "vanilla":
+        return {}
+    return (entries("variants").get(variant, {}).get("bases") or {}).get(base) or {}
+
+
+def method_options(method_id: str) -> dict[str, dict]:
+    """Settings a method accepts that its resolved hyperparameters hold only once given.
+
+    A registry entry's ``options`` (its base's, then its variant's per-base entry) map each name to
+    ``{default: ..., choices: [...]}``. Left out, the distiller runs the default, so a setting added
+    this way leaves every protocol that existed before it with its id; given (by a suite or
+    ``distill.KEY``), it is recorded and enters the protocol id like any hyperparameter.
+    """
+    base, variant = parse_method(method_id)
+    return {**(method_spec(base).get("options") or {}), **(_variant_entry(base, variant).get("options") or {})}
+
+
 def method_hparams(method_id: str, dataset: str, ipc: int, overrides: dict | None = None) -> dict:
     """Resolved hyperparameters: base registry entry, the variant's adjustments, then ``overrides``.
 
     ``overrides`` holds keys for every method of a run; a method takes those it knows, and a
     nested mapping under a method id or base name (``{"dm+cobra": {"warmup_epochs": 2}}``) applies
-    to that method alone, where an unknown key is an error.
+    to that method alone, where an unknown key is an error. A ``method_options`` setting is in the
+    result only where ``overrides`` give it.
     """
     base, variant = parse_method(method_id)
     hparams = _layered(method_spec(base), dataset, ipc)
-    if variant != "vanilla":
-        per_base = (entries("variants").get(variant, {}).get("bases") or {}).get(base) or {}
-        hparams.update(_layered(per_base, dataset, ipc))
+    hparams.update(_layered(_variant_entry(base, variant), dataset, ipc))
+    options = {k: v["default"] for k, v in method_options(method_id).items() if k not in hparams}
     overrides = overrides or {}
-    shared = {k: v for k, v in overrides.items() if k in hparams and not isinstance(v, dict)}
-    hparams = apply_overrides(f"method '{method_id}'", hparams, shared)
+    shared = {k: v for k, v in overrides.items() if (k in hparams or k in options) and not isinstance(v, dict)}
+    given = set(shared)
+    hparams = apply_overrides(f"method '{method_id}'", {**options, **hparams}, shared)
     for scope in (base, method_id):
         if isinstance(overrides.get(scope), dict):
             hparams = apply_overrides(f"method '{method_id}'", hparams, overrides[scope])
-    return hparams
+            given |= set(overrides[scope])
+    return {k: v for k, v in hparams.items() if k not in options or k in given}
 
 
 def check_overrides(overrides: dict) -> None:
@@ -136,7 +157,7 @@ def check_overrides(overrides: dict) -> None:
     """
     ids = method_ids()
     scopes = set(ids) | set(BASES.names())
-    known = set().union(*(method_hparams(m, "", 0) for m in ids))
+    known = set().union(*(set(method_hparams(m, "", 0)) | set(method_options(m)) for m in ids))
     shared = {k: v for k, v in overrides.items() if not (isinstance(v, dict) and k in scopes)}
     check_known("method", shared, known)
     for scope, own in overrides.items():
@@ -150,7 +171,6 @@ _AT_LEAST_ONE = (
     "iterations",
     "real_batch",
     "outer_loop",
-    "inner_loop",
     "batch_train",
     "num_experts",
     "trajectory_epochs",
@@ -161,7 +181,8 @@ _AT_LEAST_ONE = (
     "ot_iterations",
     "bary_iterations",
 )
-_NOT_NEGATIVE = ("warmup_epochs", "max_start_epoch", "batch_syn", "momentum")
+# inner_loop 0: the step's network stays as drawn (COBRA's train_idc.py never trains it)
+_NOT_NEGATIVE = ("warmup_epochs", "max_start_epoch", "batch_syn", "momentum", "inner_loop")
 _POSITIVE = ("lr_img", "lr_net", "warmup_lr", "expert_lr", "lr_lr", "syn_lr_init", "ot_reg")
 
 
@@ -211,6 +232,10 @@ def check_method_hparams(method_id: str, ipc: int, hparams: dict, overrides: dic
     base, _ = parse_method(method_id)
     _check_ipc_table(method_id, base, ipc, overrides)
     _check_common(method_id, hparams)
+    for key, option in method_options(method_id).items():
+        if key in hparams and hparams[key] not in option["choices"]:
+            choices = ", ".join(map(str, option["choices"]))
+            raise FairbenchError(f"method '{method_id}': {key}={hparams[key]!r} is invalid; choose from: {choices}")
     BASES.get(base).check_hparams(method_id, hparams)
 
 

@@ -20,8 +20,9 @@ dsa, idc, cafe, and mtt through its balanced experts); a ``distribution`` varian
 feature target and combines with the feature-matching bases (dm, cafe). A base declares the kinds
 it accepts (``Distiller.accepts``).
 
-Everything is computed with ``bincount``/``index_add_`` on the statistics' device: no Python loop
-over samples, groups or classes, and no host sync.
+Everything is computed with ``index_add_`` on the statistics' device: no Python loop over samples,
+groups or classes, and no host sync (``torch.bincount`` would sync twice per call on CUDA: it
+reads the largest index to size its output).
 """
 
 from __future__ import annotations
@@ -116,15 +117,21 @@ def matching_terms(
     return VARIANTS.get(variant).terms(labels, groups, num_classes, num_groups)
 
 
+def counts(index: torch.Tensor, size: int) -> torch.Tensor:
+    """How many times each of ``0..size-1`` occurs in ``index``: ``bincount`` with a fixed size,
+    summed with ``index_add_`` so that a GPU never waits on the host."""
+    return index.new_zeros(size).index_add_(0, index, torch.ones_like(index))
+
+
 def _cell_counts(labels, groups, num_classes, num_groups):
     cell = labels * num_groups + groups
-    return cell, torch.bincount(cell, minlength=num_classes * num_groups).view(num_classes, num_groups)
+    return cell, counts(cell, num_classes * num_groups).view(num_classes, num_groups)
 
 
 @register_variant("vanilla")
 def vanilla(labels, groups, num_classes, num_groups) -> MatchingTerms:
     """pooled over the real batch: population-weighted, the majority group dominates"""
-    class_count = torch.bincount(labels, minlength=num_classes)
+    class_count = counts(labels, num_classes)
     return MatchingTerms(labels, 1.0 / class_count[labels], (class_count > 0).unsqueeze(1), 1)
 
 

@@ -41,7 +41,7 @@ class SyntheticSet:
 @dataclass
 class DistillContext:
     device: torch.device
-    make_net: Callable[[], nn.Module]  # a freshly initialised network of the method's arch
+    make_net: Callable[[], nn.Module] | None  # a fresh network of the method's arch; None: it trains none
     progress: Callable = lambda it, **_: it  # wraps the iteration loop with a progress display
     experts_dir: Path = Path("experts")  # where MTT's expert trajectories are cached
     provenance: dict = field(default_factory=dict)  # dataset, its params and the net spec: keys caches
@@ -49,25 +49,38 @@ class DistillContext:
     def fresh_net(self) -> nn.Module:
         """A newly initialised network built on the device itself: distillers draw one per step,
         and building it on the host would cost a blocking host-to-device copy every time."""
+        if self.make_net is None:
+            raise FairbenchError("this method names no network (hparams 'net'), so it cannot draw one")
         with torch.device(self.device):
             return self.make_net()
 
 
 @dataclass
 class DistillStats:
-    """Iterations run, their wall time, and the part of it spent building the real-side target."""
+    """Iterations run, their wall time, and the part of it spent building the real-side target.
+
+    The first ``warmup_iterations`` of each loop (handle creation, lazy kernel loading, allocator
+    growth, clock ramp-up: a fresh Ray task pays them all) are left out of ``iter_ms`` and
+    ``target_ms``; ``distill_s`` is the whole loop's wall time, warm-up included.
+    """
 
     iterations: int = 0
     wall_s: float = 0.0
     target_s: float = 0.0
+    warmup_iterations: int = 0
+    timed_s: float = 0.0
+
+    @property
+    def timed_iterations(self) -> int:
+        return self.iterations - self.warmup_iterations
 
     @property
     def iter_ms(self) -> float:
-        return 1000 * self.wall_s / self.iterations if self.iterations else 0.0
+        return 1000 * self.timed_s / self.timed_iterations if self.timed_iterations else 0.0
 
     @property
     def target_ms(self) -> float:
-        return 1000 * self.target_s / self.iterations if self.iterations else 0.0
+        return 1000 * self.target_s / self.timed_iterations if self.timed_iterations else 0.0
 
     def as_record(self) -> dict:
         return {
@@ -75,6 +88,7 @@ class DistillStats:
             "distill_s": self.wall_s,
             "iter_ms": self.iter_ms,
             "target_ms": self.target_ms,
+            "warmup_iterations": self.warmup_iterations,
         }
 
 
@@ -124,6 +138,11 @@ class Distiller(ABC):
                 f"ipc={ipc} is impossible for {self.method_id}: it starts from {need} real images "
                 f"per class and the smallest class has only {smallest} training images"
             )
+
+    def check_memory(self, ipc: int, image_shape, num_classes: int, make_net, memory: int) -> None:
+        """Raise a :class:`FairbenchError` naming the setting that would fit, when a step of this
+        cell needs more than ``memory`` bytes of device memory; called before any compute. Bases
+        whose steps hold a few batches' activations need no check."""
 
     def prepare(
         self, train: GroupDataset, ctx: DistillContext, *, stand_in: bool = False, progress=lambda it, **_: it
@@ -196,7 +215,8 @@ class Stopwatch:
 
     def __exit__(self, *exc):
         synchronize(self.device)
-        self.seconds += time.perf_counter() - self._start
+        self.end = time.perf_counter()
+        self.seconds += self.end - self._start
 
 
 class PhaseTimer:
@@ -224,13 +244,23 @@ class PhaseTimer:
             yield
             self._seconds += time.perf_counter() - begin
 
-    @property
-    def seconds(self) -> float:
-        """Total phase time; on a GPU this waits for the recorded events."""
+    def fold(self) -> None:
+        """Read the recorded events into the total and let them go (one wait for the last one):
+        called at each check interval, so a long run holds a few hundred events, not all of them."""
         if self._events:
             self._events[-1][1].synchronize()
             self._seconds += sum(a.elapsed_time(b) for a, b in self._events) / 1000
             self._events.clear()
+
+    def reset(self) -> None:
+        """Forget the time so far (the warm-up's)."""
+        self._events.clear()
+        self._seconds = 0.0
+
+    @property
+    def seconds(self) -> float:
+        """Total phase time; on a GPU this waits for the recorded events."""
+        self.fold()
         return self._seconds
 
 
@@ -243,6 +273,7 @@ class IterationClock:
     """
 
     check_every = 50
+    warmup = 5  # iterations left out of iter_ms (at most a tenth of the loop)
 
     def __init__(self, ctx: DistillContext, stats: DistillStats, method_id: str, iterations: int):
         self.ctx, self.stats, self.method_id, self.iterations = ctx, stats, method_id, iterations
@@ -250,13 +281,22 @@ class IterationClock:
         self._bad: torch.Tensor | None = None
 
     def __iter__(self):
+        warmup = min(self.warmup, self.iterations // 10)
+        timed_from = None
         with Stopwatch(self.ctx.device) as clock:
             for it in self.ctx.progress(range(self.iterations), desc=f"distill {self.method_id}"):
+                if it == warmup:  # one sync, once: the timed iterations start on an idle device
+                    synchronize(self.ctx.device)
+                    self.target.reset()
+                    timed_from = time.perf_counter()
                 yield it
                 if (it + 1) % self.check_every == 0 or it + 1 == self.iterations:
                     self._check(it + 1)
         self.stats.iterations += self.iterations
+        self.stats.warmup_iterations += warmup
         self.stats.wall_s += clock.seconds
+        if timed_from is not None:
+            self.stats.timed_s += clock.end - timed_from
         self.stats.target_s += self.target.seconds
 
     def watch(self, loss: torch.Tensor) -> None:
@@ -264,6 +304,7 @@ class IterationClock:
         self._bad = bad if self._bad is None else self._bad | bad
 
     def _check(self, iteration: int) -> None:
+        self.target.fold()
         if self._bad is not None and bool(self._bad):
             raise DistillationDiverged(
                 f"{self.method_id}: the matching loss became NaN or infinite by iteration {iteration}"

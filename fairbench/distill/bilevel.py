@@ -35,6 +35,9 @@ class BilevelMatching(Distiller):
     def extras(self, ipc: int) -> dict:
         return {}
 
+    def start_iteration(self, iteration: int, optimizer: torch.optim.Optimizer) -> None:
+        """Called before each iteration with the images' optimizer (CAFE's lr schedule); nothing here."""
+
     @abstractmethod
     def synthetic_statistics(self, net: nn.Module, syn: torch.Tensor, syn_labels: torch.Tensor):
         """Statistics of the (augmented) synthetic images, ``syn`` shaped (C, m, ...), differentiable."""
@@ -67,7 +70,8 @@ class BilevelMatching(Distiller):
         clock = self.timed_iterations(ctx)
         # up to real_batch of each class, as the reference; a barycenter needs equal counts
         self.equal_batches = self.matches_distributions or sampler.equal_counts(hp["real_batch"])
-        for _ in clock:
+        for iteration in clock:
+            self.start_iteration(iteration, optimizer)
             net = ctx.fresh_net()
             for step in range(hp["outer_loop"]):
                 index = sampler.sample(hp["real_batch"], equal=self.equal_batches)

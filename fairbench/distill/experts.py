@@ -109,7 +109,7 @@ def train_expert(net: nn.Module, train: GroupDataset, weights: torch.Tensor, hpa
 
     train_classifier(
         net,
-        train.normalize(train.images),
+        train.images,  # uint8: each batch is normalised when drawn, not the whole split at once
         train.labels,
         epochs=hparams["trajectory_epochs"],
         lr=hparams["expert_lr"],
@@ -120,6 +120,7 @@ def train_expert(net: nn.Module, train: GroupDataset, weights: torch.Tensor, hpa
         schedule="constant",
         sample_weight=weights.to(train.labels.device, torch.float32),
         on_epoch=snapshot,
+        batch_transform=train.normalize,
     )
     return torch.stack(snapshots)
 

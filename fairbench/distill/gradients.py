@@ -74,13 +74,14 @@ def class_gradients(net: nn.Module, syn: torch.Tensor, syn_labels: torch.Tensor)
 
 
 def layerwise_distance(
-    targets: dict[str, torch.Tensor], syn: dict[str, torch.Tensor], active: torch.Tensor
+    targets: dict[str, torch.Tensor], syn: dict[str, torch.Tensor], weight: torch.Tensor
 ) -> torch.Tensor:
-    """DC's distance, summed over present terms: per output unit 1 − cosine of its gradient rows."""
+    """DC's distance (per output unit 1 − cosine of its gradient rows), each term's weighted by
+    ``weight`` (C, T): 0 for an absent term, 1 or a share for a present one; summed."""
     total = 0.0
     for name, target in targets.items():
         t = target.flatten(3)
         s = syn[name].flatten(2).unsqueeze(1)
         cosine = (t * s).sum(-1) / (t.norm(dim=-1) * s.norm(dim=-1) + 1e-6)
         total = total + (1 - cosine).sum(-1)
-    return (total * active).sum()
+    return (total * weight).sum()

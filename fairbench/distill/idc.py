@@ -3,7 +3,12 @@
 Each stored synthetic image is a ``factor`` × ``factor`` mosaic of smaller images; training
 decodes it into ``factor²`` full-size images (each tile upsampled), so the same storage budget
 holds ``factor²`` times more training images. The stored images start as mosaics of real
-images of their class. Matching and loops are DC's (``dc.py``, ``bilevel.py``), on the decoded images.
+images of their class (``init: mosaic``, IDC's). Matching and loops are DC's (``dc.py``,
+``bilevel.py``), on the decoded images.
+
+COBRA's ``train_idc.py`` differs in two details, each a setting its suites take: its stored images
+start as whole real images, one each (``init: whole``: the decoded images start as zoomed-in tiles
+of them), and it upsamples tiles with ``align_corners=True`` (``align_corners: true``).
 """
 
 from __future__ import annotations
@@ -25,8 +30,17 @@ class MultiFormation(GradientMatching):
     def factor(self) -> int:
         return self.hparams["factor"]
 
+    INITS = ("mosaic", "whole")
+
+    @classmethod
+    def check_hparams(cls, method_id: str, hparams: dict) -> None:
+        if hparams["init"] not in cls.INITS:
+            raise FairbenchError(
+                f"method '{method_id}': init={hparams['init']!r} is invalid; choose from: {', '.join(cls.INITS)}"
+            )
+
     def real_images_per_class(self, ipc: int) -> int:
-        return ipc * self.factor**2
+        return ipc * self.factor**2 if self.hparams["init"] == "mosaic" else ipc
 
     def check_data(self, train: GroupDataset, ipc: int) -> None:
         f = self.factor
@@ -41,6 +55,8 @@ class MultiFormation(GradientMatching):
         f = self.factor
         channels, height, width = train.image_shape
         self.check_data(train, ipc)
+        if self.hparams["init"] == "whole":  # one real image per stored image, as every base starts
+            return super().initial_images(train, ipc, sampler)
         index = sampler.sample_exact(ipc * f * f)
         small = F.interpolate(
             train.normalize(train.images[index]),
@@ -57,7 +73,7 @@ class MultiFormation(GradientMatching):
         n, channels, height, width = stored.shape
         tiles = stored.view(n, channels, f, height // f, f, width // f).permute(0, 2, 4, 1, 3, 5)
         tiles = tiles.reshape(n * f * f, channels, height // f, width // f)
-        return F.interpolate(tiles, size=(height, width), mode="bilinear", align_corners=False)
+        return F.interpolate(tiles, size=(height, width), mode="bilinear", align_corners=self.hparams["align_corners"])
 
     def decode_labels(self, labels: torch.Tensor) -> torch.Tensor:
         return labels.repeat_interleave(self.factor**2)

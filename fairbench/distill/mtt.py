@@ -66,6 +66,35 @@ def unroll(
     return flat
 
 
+UNROLL_OVERHEAD = 1.4  # create_graph keeps each step's backward intermediates beside its forward's
+FIT_SHARE = 0.8  # of the device's memory the unroll may take: the rest for experts, images, the allocator
+
+
+def activation_bytes(net: nn.Module, image_shape) -> int:
+    """Bytes of float32 outputs of ``net``'s leaf modules for one image: what one unrolled SGD
+    step keeps per synthetic image, before the double-backward's overhead."""
+    sizes = []
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel()))
+        for m in net.modules()
+        if not list(m.children())
+    ]
+    try:
+        with torch.no_grad():
+            net(torch.zeros(1, *image_shape))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return 4 * sum(sizes)
+
+
+def unroll_bytes(per_image_step: int, images: int, batch: int, steps: int) -> int:
+    """Memory the student's unrolled steps keep for the meta-gradient: every step's graph, each
+    over ``batch`` images (all of them when batch is 0)."""
+    per_step = images if not 0 < batch < images else batch
+    return int(UNROLL_OVERHEAD * per_image_step * per_step * steps)
+
+
 class TrajectoryMatching(Distiller):
     name = "mtt"
     accepts = ("mean",)  # through group-balanced experts
@@ -85,6 +114,25 @@ class TrajectoryMatching(Distiller):
                 f"{method_id}: expert_epochs={hp['expert_epochs']} is beyond the experts' "
                 f"trajectory_epochs={hp['trajectory_epochs']}"
             )
+
+    def check_memory(self, ipc: int, image_shape, num_classes: int, make_net, memory: int) -> None:
+        """The unroll keeps every student step's graph (about 3 MiB per image per step at 32x32
+        for ConvNet): refuse a cell whose ``syn_steps`` x ``batch_syn`` cannot fit, naming the
+        largest ``batch_syn`` that does."""
+        hp = self.hparams
+        per_image = activation_bytes(make_net(), image_shape)
+        images = ipc * num_classes
+        need = unroll_bytes(per_image, images, hp["batch_syn"], hp["syn_steps"])
+        budget = FIT_SHARE * memory
+        if need <= budget:
+            return
+        fits = int(budget // (UNROLL_OVERHEAD * per_image * hp["syn_steps"]))
+        advice = f"distill.batch_syn={fits}" if fits > 0 else f"fewer distill.syn_steps than {hp['syn_steps']}"
+        raise FairbenchError(
+            f"{self.method_id} at ipc={ipc}: its {hp['syn_steps']} unrolled student steps over "
+            f"{min(images, hp['batch_syn'] or images)} images need about {need / 2**30:.1f} GiB and the device "
+            f"has {memory / 2**30:.1f} GiB; set {advice} (images per student step) to fit"
+        )
 
     def prepare(
         self, train: GroupDataset, ctx: DistillContext, *, stand_in: bool = False, progress=lambda it, **_: it

@@ -25,20 +25,20 @@ from pathlib import Path
 
 import torch
 
-from ..core.device import resolve_device
+from ..core.device import configure_backends, resolve_device, task_device
 from ..core.errors import DistillationDiverged, first_line
 from ..core.progress import progress
 from ..core.protocol import digest, protocol_id, protocol_of
 from ..core.provenance import device_label, git_commit, machine_fingerprint
 from ..core.version import __version__
-from ..data import DatasetSplits, load_dataset
+from ..data import DatasetSplits, GroupDataset, load_dataset
 from ..distill import SyntheticSet, build_distiller
 from ..distill.provenance import method_provenance
 from ..distill.synsets import SUFFIX, SynsetUnreadable, load_synset, save_synset
 from ..evaluation.evaluate import evaluate_synthetic
 from ..evaluation.metrics import group_acc_runs, summarize_runs
 from .plan import Cell, resolved_config
-from .preparation import cell_context
+from .preparation import cell_context, check_cell_memory, prepare_cell
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,28 @@ def _splits(name: str, params_json: str, data_root: str, download: bool) -> Data
     return load_dataset(name, data_root, json.loads(params_json), download=download)
 
 
+def _split_key(cell: Cell, config: dict) -> tuple:
+    return cell.dataset, json.dumps(cell.dataset_params, sort_keys=True), str(config["data_root"]), config["download"]
+
+
 def splits_for(cell: Cell, config: dict) -> DatasetSplits:
-    return _splits(
-        cell.dataset, json.dumps(cell.dataset_params, sort_keys=True), str(config["data_root"]), config["download"]
-    )
+    return _splits(*_split_key(cell, config))
+
+
+@lru_cache(maxsize=2)
+def _train_on(device: str, *key) -> GroupDataset:
+    return _splits(*key).train.to(device)
+
+
+def train_on_device(cell: Cell, config: dict, device: torch.device) -> GroupDataset:
+    """The cell's train split on ``device``: one copy per process and dataset, shared by every
+    cell (and preparation step) the process runs, not one copy per cell."""
+    return _train_on(str(device), *_split_key(cell, config))
+
+
+def is_remote(config: dict) -> bool:
+    """Whether this cell runs as a Ray task or a Slurm job, on a machine the driver did not check."""
+    return config.get("launcher", "local") != "local"
 
 
 def _distill_key(cell: Cell) -> dict:
@@ -102,7 +120,7 @@ def _distill(cell: Cell, splits: DatasetSplits, device: torch.device, config: di
         return (*reused, relative)
     here = device_label(device)
     torch.manual_seed(cell.seed)
-    train = splits.train.to(device)
+    train = train_on_device(cell, config, device)
     distiller = build_distiller(cell.method, cell.hparams)
     syn = distiller.distill(train, cell.ipc, cell_context(cell, train, device, config)).cpu()
     stats = distiller.stats.as_record()
@@ -187,9 +205,17 @@ def run_cell(cell: Cell, config: dict) -> list[dict]:
     """The records of ``cell``: one per evaluator in ``cell.evaluators`` (the driver leaves only
     the evaluators still to run). A diverging distillation, a plugin's method that raises, and a
     cell that runs past ``cell_timeout`` give ``status: failed`` records with the reason (a
-    plugin's traceback goes to ``out/logs/``); a built-in method's exception is a bug and stays one."""
-    device = resolve_device(config["device"])
+    plugin's traceback goes to ``out/logs/``); a built-in method's exception is a bug and stays one.
+
+    As a Ray task or a Slurm job it checks its device itself (a worker without its GPU fails
+    with one line, before any compute), checks the cell fits the device's memory and makes what
+    its base prepares (MTT's experts) there, on the worker's GPU."""
+    device = task_device(config["device"]) if is_remote(config) else resolve_device(config["device"])
+    configure_backends(device)
     splits = splits_for(cell, config)
+    if is_remote(config):
+        check_cell_memory(cell, splits.train, device)
+        prepare_cell(cell, train_on_device(cell, config, device), device, config)
     try:
         with _time_limit(config.get("cell_timeout")):
             return _run_cell(cell, config, device, splits)

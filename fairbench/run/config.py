@@ -177,8 +177,9 @@ def validate(config: dict) -> dict:
     timeout = config["cell_timeout"]
     if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0):
         raise FairbenchError(f"cell_timeout takes a positive number of seconds (or null: no limit), got {timeout!r}")
-    check_device(config["device"])
     check_runner_settings(config)
+    # under ray/slurm the cells run on other machines: their device is checked there (run_cell)
+    check_device(config["device"], here=config["launcher"] == "local")
     return config
 
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..core.atomic import why_not_written
-from ..core.device import resolve_device
+from ..core.device import configure_backends, resolve_device
 from ..core.errors import FairbenchError
 from ..core.progress import CellProgress
 from ..core.protocol import digest, protocol_id
@@ -28,7 +28,7 @@ from .fit import check_network_fits, ensemble_runs
 from .launchers import get_launcher
 from .outdir import check_writable, describe_holdings, locked, repaired_records, reusable
 from .plan import Cell, check_cells_data, make_plan, protocol_deviations
-from .preparation import check_cells_ready, prepare_cells
+from .preparation import check_cell_memory, check_cells_ready, prepare_cells
 from .results import RESULTS_FILE, append_record
 
 
@@ -48,11 +48,13 @@ def out_dir_for(config: dict) -> Path:
 
 
 def _check_networks_fit(cells: list[Cell], datasets: dict[str, DatasetSplits], config: dict, device) -> None:
-    """Every evaluator and distiller network against its dataset's image shape and this device's
-    memory (an evaluator ``num_eval`` times over when the runs train as an ensemble), before any
-    distillation: a misfit should cost seconds, not the distillations that come before it."""
+    """Every evaluator and distiller network against its dataset's image shape and, when the
+    driver runs the cells itself (``device`` not None; a Ray task or Slurm job checks its own
+    before its compute), against the device's memory: each evaluator's weights ``num_eval`` times
+    over when the runs train as an ensemble, and each cell's step; all before any distillation: a
+    misfit should cost seconds, not the distillations that come before it."""
     checked = set()
-    runs = ensemble_runs(config["ensemble"], config["num_eval"], device)
+    runs = ensemble_runs(config["ensemble"], config["num_eval"], device) if device is not None else 1
     for cell in cells:
         train = datasets[cell.dataset].train
         for spec in filter(None, [cell.net, *cell.evaluators]):
@@ -61,14 +63,19 @@ def _check_networks_fit(cells: list[Cell], datasets: dict[str, DatasetSplits], c
                 count = runs if spec in cell.evaluators else 1
                 check_network_fits(spec, train.image_shape, train.num_classes, count, device)
                 checked.add(key)
+        if device is not None:
+            check_cell_memory(cell, train, device)
 
 
 def prepare(cells: list[Cell], datasets: dict, device, config: dict, log=lambda msg: None) -> None:
     """Everything the cells need before they run, in the driver: each base's preparation step
     (MTT's experts), once per distinct set, then the checks that the data can serve every cell.
-    The one place the driver calls preparation from."""
+    The one place the driver calls preparation from. With ``device`` None (Ray, Slurm) only the
+    data is checked: the steps need the device, so each cell's job makes them where it runs."""
     trains = {name: splits.train for name, splits in datasets.items()}
     check_cells_data(cells, trains)
+    if device is None:
+        return
     for line in prepare_cells(cells, trains, device, config, log):
         log(f"fairbench: {line}")
     check_cells_ready(cells, trains, device, config)
@@ -122,7 +129,10 @@ def run_suite(config: dict, log=lambda msg: None) -> tuple[Path, object, list[st
     task fails (Ray, Slurm) is named in ``failures`` and not recorded, so a rerun retries it.
     """
     cells = make_plan(config)
-    device = resolve_device(config["device"])
+    # under ray/slurm the device is the workers': checked, and preparation run, where cells run
+    device = None if config["launcher"] != "local" else resolve_device(config["device"])
+    if device is not None:
+        configure_backends(device)  # before the experts: their CUDA context on this very GPU
     launcher = get_launcher(config["launcher"])
     out = out_dir_for(config)
     cell_config = {
@@ -145,7 +155,8 @@ def run_suite(config: dict, log=lambda msg: None) -> tuple[Path, object, list[st
             done = reusable(records, set(ids), config["resume"], log)
             todo = _still_to_run(cells, config, done)
             log(
-                f"fairbench: {len(cells)} cells on {device}, {len(todo)} to run with launcher={config['launcher']}; "
+                f"fairbench: {len(cells)} cells on {device or config['device'] + ' (checked where each runs)'}, "
+                f"{len(todo)} to run with launcher={config['launcher']}; "
                 f"results in {out}"
             )
             deviations = protocol_deviations(config, cells)

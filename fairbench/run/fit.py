@@ -34,7 +34,7 @@ def check_network_fits(spec: dict, image_shape: tuple[int, int, int], num_classe
     with torch.device("meta"):
         weights = sum(p.numel() for p in make_model(spec, image_shape, num_classes).parameters())
     needed = weights * 4 * _WEIGHT_COPIES * runs
-    free = free_memory(device)
+    free = free_memory(device) if device is not None else None  # None: checked where the cell runs
     if free is not None and needed > free:
         raise FairbenchError(
             f"evaluator '{spec['name']}' has {weights:,} weights: {runs} of them need at least "

@@ -18,7 +18,14 @@ from ..core.overrides import check_known
 from ..core.protocol import protocol_id, protocol_of
 from ..core.registry import entry
 from ..data import dataset_names, dataset_params
-from ..distill import build_distiller, check_method_hparams, check_overrides, method_hparams, parse_method
+from ..distill import (
+    build_distiller,
+    check_method_hparams,
+    check_overrides,
+    method_hparams,
+    method_options,
+    parse_method,
+)
 from ..distill.provenance import method_provenance
 from ..evaluation.evaluate import check_evaluator, evaluator_spec
 
@@ -149,7 +156,8 @@ def protocol_deviations(config: dict, cells: list[Cell]) -> list[str]:
     lines: list[str] = []
     for ours, theirs in zip(cells, reference):
         found = _changed(f"dataset {ours.dataset}", ours.dataset_params, theirs.dataset_params)
-        found += _changed(f"distill {ours.method}", ours.hparams, theirs.hparams)
+        defaults = {k: v["default"] for k, v in method_options(ours.method).items()}
+        found += _changed(f"distill {ours.method}", {**defaults, **ours.hparams}, {**defaults, **theirs.hparams})
         found += _changed(f"net {ours.method}", ours.net or {}, theirs.net or {})
         for spec, registry_spec in zip(ours.evaluators, theirs.evaluators):
             found += _changed(f"evaluator {spec['name']}", spec, registry_spec)

@@ -11,13 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 
-from ..core.device import resolve_device
+from ..core.device import configure_backends, resolve_device
 from ..core.progress import progress
 from ..data import load_dataset
 from ..distill import BASES, DistillContext, Distiller, build_distiller, parse_method
 from ..evaluation.evaluate import make_model
 from .plan import Cell, make_plan
+
+PREPARE_LOCK = ".prepare.lock"
 
 
 def cell_context(cell: Cell, train, device: torch.device, config: dict) -> DistillContext:
@@ -36,6 +39,40 @@ def cell_context(cell: Cell, train, device: torch.device, config: dict) -> Disti
 def has_prepare(method_id: str) -> bool:
     """Whether the method's base implements a preparation step."""
     return BASES.get(parse_method(method_id)[0]).prepare is not Distiller.prepare
+
+
+def device_memory(device: torch.device) -> int | None:
+    """Bytes of memory a cell on ``device`` can use, where torch can tell (a CUDA GPU)."""
+    return torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else None
+
+
+def check_cell_memory(cell: Cell, train, device: torch.device, memory: int | None = None) -> None:
+    """Refuse, before any compute, a cell whose distillation step cannot fit the device's memory
+    (``memory`` bytes; by default the device's own), naming the setting that would make it fit."""
+    memory = device_memory(device) if memory is None else memory
+    if memory is None or not cell.net:
+        return
+    net_spec = cell.net
+    build_distiller(cell.method, cell.hparams).check_memory(
+        cell.ipc,
+        train.image_shape,
+        train.num_classes,
+        lambda: make_model(net_spec, train.image_shape, train.num_classes),
+        memory,
+    )
+
+
+def prepare_cell(cell: Cell, train, device: torch.device, config: dict) -> str | None:
+    """One cell's preparation step where the cell runs (a Ray task, a Slurm job), under a lock in
+    ``experts_dir`` so that cells sharing what it makes wait for one maker instead of all making it."""
+    if not has_prepare(cell.method):
+        return None
+    folder = Path(config["experts_dir"])
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder / PREPARE_LOCK)):
+        return build_distiller(cell.method, cell.hparams).prepare(
+            train, cell_context(cell, train, device, config), progress=progress
+        )
 
 
 def prepare_cells(
@@ -64,7 +101,9 @@ def prepare_run(config: dict, log=lambda msg: None) -> list[str]:
         c.dataset: load_dataset(c.dataset, config["data_root"], c.dataset_params, download=config["download"]).train
         for c in cells
     }
-    return prepare_cells(cells, trains, resolve_device(config["device"]), config, log)
+    device = resolve_device(config["device"])
+    configure_backends(device)
+    return prepare_cells(cells, trains, device, config, log)
 
 
 def check_cells_ready(cells: list[Cell], trains: dict, device: torch.device, config: dict) -> None:

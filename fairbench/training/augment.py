@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..core.device import to_device
 from .rng import TrainingRNG
 
 TRANSFORMS = ("color", "crop", "cutout", "flip", "scale", "rotate")
@@ -52,14 +53,16 @@ class DSA:
     def sample(self, num_pairs: int, image_size: int, device, rng: TrainingRNG | None = None) -> dict:
         """Draw a transform and its parameters for each of ``num_pairs`` pairs.
 
-        The choices come from a CPU generator, so no device sync is needed; each transform chosen
-        draws parameters for every pair (only its own pairs use them), a few numbers per pair.
+        The choices come from a CPU generator, so no device sync is needed (``numpy()`` reads the
+        host tensor, and would refuse a device one); they reach the device from pinned memory
+        without blocking the host. Each transform chosen draws parameters for every pair (only its
+        own pairs use them), a few numbers per pair.
         """
         host = None if rng is None else rng.host
         choice = torch.randint(len(self.transforms), (num_pairs,), generator=host)
-        chosen = sorted(set(choice.tolist()))
+        chosen = sorted(set(choice.numpy()))
         return {
-            "choice": choice.to(device),
+            "choice": to_device(choice, device),
             "draws": {k: self._draw(self.transforms[k], num_pairs, image_size, device, rng) for k in chosen},
         }
 

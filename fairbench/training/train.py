@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.device import pinned, to_device
 from ..data import GroupDataset
 from .augment import DSA
 from .rng import TrainingRNG
@@ -97,6 +98,7 @@ def fit(
     schedule: str = "reference",
     sample_weight: torch.Tensor | None = None,
     on_epoch: Callable[[], None] | None = None,
+    batch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> None:
     """SGD with a fresh shuffle each epoch, its learning rate following ``schedule`` (see
     :func:`_epoch_rates`; ``reference`` is the evaluation protocol of the papers' code).
@@ -104,7 +106,9 @@ def fit(
     Member k shuffles and augments with ``rngs[k]`` (None: the global generators). SGD's update is
     elementwise, so one optimizer over an ensemble's stacked parameters steps each member exactly
     as its own optimizer would. ``sample_weight`` (mean 1) reweights each sample's loss (MTT's
-    group-balanced experts); ``on_epoch`` runs after every epoch (experts snapshot there).
+    group-balanced experts); ``on_epoch`` runs after every epoch (experts snapshot there);
+    ``batch_transform`` maps each batch before training on it (experts normalise uint8 images one
+    batch at a time, not the whole split at once).
     """
     rates = _epoch_rates(epochs, lr, schedule)
     keeps_momentum = schedule == "multistep"
@@ -124,6 +128,8 @@ def fit(
         for batch in batch_slices(n, batch_size):
             index = orders[:, batch]
             x = images[index]
+            if batch_transform is not None:
+                x = batch_transform(x)
             if augment is not None:
                 x = augment.per_member(x, rngs)
             weight = None if sample_weight is None else sample_weight[index]
@@ -150,7 +156,8 @@ def train_classifier(
     progress: Callable = lambda it, **_: it,
     **options,
 ) -> nn.Module:
-    """One model trained by :func:`fit`; ``options`` are its ``schedule``, ``sample_weight``, ``on_epoch``."""
+    """One model trained by :func:`fit`; ``options`` are its ``schedule``, ``sample_weight``,
+    ``on_epoch``, ``batch_transform``."""
     fit(
         _Single(model),
         images,
@@ -175,7 +182,8 @@ def predict(
     """Predicted classes on ``data``, on the CPU; an ensemble gives one row per member."""
     model.eval()
     predictions = []
+    images = pinned(data.images, device)  # once: each batch then reaches a GPU without blocking
     for start in range(0, len(data), batch_size):
-        x = data.normalize(data.images[start : start + batch_size].to(device))
+        x = data.normalize(to_device(images[start : start + batch_size], device))
         predictions.append(model(x).argmax(-1))
     return torch.cat(predictions, dim=-1).cpu()

@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import torch
+
+from ...core.device import parse_device, wants_gpu
 from ...core.errors import FairbenchError, unknown_choice
 from ...core.paths import SOURCE_TREE
 from ..settings import LAUNCHERS
@@ -25,6 +29,7 @@ from ..settings import LAUNCHERS
 if TYPE_CHECKING:
     from ..plan import Cell
 
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Diverged|Exit)\b:? ")
 EXTRAS = {"ray": ("ray", "ray"), "slurm": ("submitit", "slurm")}  # launcher -> (package, pip extra)
 
 
@@ -69,6 +74,34 @@ def worker_pythonpath() -> str:
 
 def task_error(error: BaseException) -> str:
     """The line that says why a remote task failed: the last of its traceback (Ray and submitit
-    wrap the worker's exception in a traceback whose first lines only name the task)."""
+    wrap the worker's exception in a traceback whose first lines only name the task), without
+    the class name of a fairbench error (its message is already the line a user reads)."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[-1] if lines else type(error).__name__
+    raised = [line for line in lines if EXCEPTION_LINE.match(line)]  # submitit appends its log paths
+    line = (raised or lines or [type(error).__name__])[-1]
+    return line.removeprefix(f"{FairbenchError.__module__}.{FairbenchError.__name__}: ")
+
+
+def gpus_per_task(config: dict, chosen, on_this_machine: bool) -> float:
+    """The GPUs each task asks its scheduler for: ``chosen`` when the run sets it, else one for a
+    ``cuda*`` run, and for ``auto`` one too, unless the tasks run on this very machine (a local
+    Ray cluster, ``slurm.cluster=local``) and it has no GPU. The driver never needs the GPU itself."""
+    if chosen is not None:
+        return chosen
+    if parse_device(config["device"]) is None and on_this_machine:
+        return 1 if torch.cuda.is_available() else 0
+    return 1 if wants_gpu(config["device"]) else 0
+
+
+def describe_resources(config: dict) -> str | None:
+    """``--dry-run``'s line on what each task of a Ray or Slurm run asks for (None for local)."""
+    launcher = config["launcher"]
+    if launcher == "local":
+        return None
+    module = importlib.import_module(f"{__name__}.{launcher}")
+    gpus, cpus = module.task_resources(config)
+    unit = "task" if launcher == "ray" else "job"
+    return (
+        f"launcher={launcher}: each {unit} asks for {gpus:g} GPU{'s' if gpus != 1 else ''} and {cpus:g} CPUs; "
+        f"device={config['device']} is checked where each cell runs"
+    )

@@ -18,18 +18,15 @@ from collections.abc import Iterator
 
 import torch
 
-from ...core.device import resolve_device
 from ...core.progress import CellProgress
 from ..cell import run_cell
 from ..plan import Cell
-from . import Finished, require, task_error, worker_pythonpath
+from . import Finished, gpus_per_task, require, task_error, worker_pythonpath
 
 
 def gpus_per_cell(config: dict) -> float:
-    chosen = config["ray"]["gpus_per_cell"]
-    if chosen is not None:
-        return chosen
-    return 1 if resolve_device(config["device"]).type == "cuda" else 0
+    """A local cluster (no ``ray.address``) is this machine: ``auto`` asks for its GPU if it has one."""
+    return gpus_per_task(config, config["ray"]["gpus_per_cell"], on_this_machine=not config["ray"]["address"])
 
 
 def cpus_per_cell(config: dict) -> float:
@@ -38,7 +35,12 @@ def cpus_per_cell(config: dict) -> float:
     chosen = config["ray"]["cpus_per_cell"]
     if chosen is not None:
         return chosen
-    return torch.get_num_threads() if resolve_device(config["device"]).type == "cpu" else 1
+    return torch.get_num_threads() if not gpus_per_cell(config) else 1
+
+
+def task_resources(config: dict) -> tuple[float, float]:
+    """(GPUs, CPUs) of each task."""
+    return gpus_per_cell(config), cpus_per_cell(config)
 
 
 def _start(ray, settings: dict) -> bool:

@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ...core.atomic import write_text_atomic
-from ...core.device import resolve_device
 from ...core.errors import FairbenchError
 from ...core.progress import CellProgress
 from ...core.protocol import digest
@@ -26,7 +25,7 @@ from ..cell import cell_id, run_cell
 from ..outdir import CELLS_DIR
 from ..plan import Cell
 from ..results import load_records
-from . import Finished, require, task_error, worker_pythonpath
+from . import Finished, gpus_per_task, require, task_error, worker_pythonpath
 
 POLL_S = 0.5
 
@@ -44,6 +43,13 @@ def run_cell_to_file(cell: Cell, config: dict) -> str:
     return str(path)
 
 
+def task_resources(config: dict) -> tuple[float, float]:
+    """(GPUs, CPUs) of each job; ``slurm.cluster=local`` runs the jobs on this machine."""
+    settings = config["slurm"]
+    gpus = gpus_per_task(config, settings["gpus_per_node"], on_this_machine=settings["cluster"] == "local")
+    return gpus, settings["cpus_per_task"]
+
+
 def _executor(submitit, config: dict):
     settings = config["slurm"]
     cluster = settings["cluster"] or "slurm"
@@ -53,9 +59,7 @@ def _executor(submitit, config: dict):
             "the same jobs as local processes"
         )
     executor = submitit.AutoExecutor(folder=Path(config["out"]) / "slurm", cluster=cluster)
-    gpus = settings["gpus_per_node"]
-    if gpus is None:
-        gpus = 1 if resolve_device(config["device"]).type == "cuda" else 0
+    gpus, _ = task_resources(config)
     parameters = {
         "name": "fairbench",
         "timeout_min": int(settings["time"]),
