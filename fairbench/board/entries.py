@@ -6,8 +6,12 @@ its id, the verification's evaluation seeds and master seed, the device and its 
 versions and commit, the tolerances, the test-contact distances, and the method's provenance
 (built-in, or a plugin's name, version and source hash). Rendered tables read only these files.
 
-An entry file is named ``<dataset>-ipc<ipc>-<method>-<evaluator>-<protocol id>-s<seed>.json``;
-adding the same cell again (a re-verification) replaces its file.
+An entry file is named ``<dataset>-ipc<ipc>-<method>-<evaluator>-<protocol id>-s<seed>.json``,
+its *cell key*. Adding the same synthetic set again (a re-verification: same cell key, same
+SHA-256) replaces its file; a bundle that brings another set for a cell key the store holds is
+refused, naming the entry that holds it, before anything is computed, and again under the store's
+lock (``entries/.lock``) when the entries are written, so of two concurrent adds one wins and the
+other is told.
 """
 
 from __future__ import annotations
@@ -16,13 +20,16 @@ import json
 import re
 from pathlib import Path
 
+from filelock import FileLock
+
 from ..core.atomic import write_text_atomic
 from ..core.errors import FairbenchError
 from .bundle import open_bundle
+from .manifest import META_KEYS
+from .protocols import protocol_run_config
 
 FORMAT = "fairbench-entry/1"
 ENTRIES = "entries"
-SUBMISSION_KEYS = ("name", "paper", "code", "authors", "notes")
 
 
 def entry_name(entry: dict) -> str:
@@ -35,7 +42,7 @@ def entry_name(entry: dict) -> str:
 
 def make_entries(manifest: dict, verification: dict) -> list[dict]:
     """One entry per manifest cell of a verified bundle."""
-    submission = {k: manifest[k] for k in SUBMISSION_KEYS if k in manifest}
+    submission = {k: manifest[k] for k in META_KEYS if k in manifest}
     entries = []
     for cell, checked in zip(manifest["cells"], verification["cells"]):
         contact = verification["sets"][cell["synset"]].get("contact")
@@ -84,22 +91,44 @@ def make_entries(manifest: dict, verification: dict) -> list[dict]:
 
 
 def add_bundle(bundle: str | Path, root: str | Path, verifier) -> tuple[dict, list[Path]]:
-    """Verify ``bundle``; when it passes, write its entries under ``root/entries``.
+    """Verify ``bundle`` (unpacked once); when it passes, write its entries under ``root/entries``.
 
-    Returns (verification, written files); nothing is written for a bundle that fails.
+    Returns (verification, written files); nothing is written for a bundle that fails, and a
+    bundle whose sets would replace another submission's entries is refused (module docstring).
     """
-    verification = verifier.verify(bundle)
-    if not verification["verified"]:
-        return verification, []
-    with open_bundle(bundle) as (manifest, _):
-        entries = make_entries(manifest, verification)
     folder = Path(root) / ENTRIES
+    with open_bundle(bundle) as (manifest, files):
+        _refuse_taken(bundle, manifest["cells"], folder)
+        verification = verifier.verify_opened(bundle, manifest, files)
+        if not verification["verified"]:
+            return verification, []
+        entries = make_entries(manifest, verification)
+    folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for entry in entries:
-        path = folder / entry_name(entry)
-        write_text_atomic(path, json.dumps(entry, indent=2, sort_keys=True) + "\n")
-        written.append(path)
+    with FileLock(folder / ".lock"):
+        _refuse_taken(bundle, entries, folder)
+        for entry in entries:
+            path = folder / entry_name(entry)
+            write_text_atomic(path, json.dumps(entry, indent=2, sort_keys=True) + "\n")
+            written.append(path)
     return verification, written
+
+
+def _refuse_taken(bundle, cells: list[dict], folder: Path) -> None:
+    """Refuse cells whose cell key an entry of another synthetic set holds."""
+    for cell in cells:
+        path = folder / entry_name(cell)
+        if not path.is_file():
+            continue
+        try:
+            held = json.loads(path.read_text()).get("synset_sha256")
+        except (OSError, ValueError, AttributeError):
+            held = None
+        if held != cell["synset_sha256"]:
+            raise FairbenchError(
+                f"{bundle}: the leaderboard already holds {path} for the cell {entry_name(cell)[:-5]} "
+                f"(another synthetic set); remove that entry first to replace it"
+            )
 
 
 def read_entries(root: str | Path) -> list[dict]:
@@ -126,25 +155,9 @@ def entry_record(entry: dict) -> dict:
     """An entry as the record ``fairbench regress`` compares: its verified (fresh) runs, under its
     protocol, with the run configuration that rebuilds that protocol from run keys. The rerun
     checks that the rebuilt protocol has the entry's id before it computes anything."""
-    protocol, measured = entry["protocol"], entry["measured"]
-    evaluator, net = protocol["evaluator"], protocol.get("net")
-    models = {evaluator["name"]: evaluator["model"]}
-    if net:
-        models.setdefault(net["name"], net["model"])
-    run_config = {
-        "datasets": [entry["dataset"]],
-        "dataset": protocol["dataset"]["params"],
-        "methods": [entry["method"]],
-        "distill": protocol["method"]["hparams"],
-        "ipc": [entry["ipc"]],
-        "seeds": [entry["seed"]],
-        "evaluators": [evaluator["name"]],
-        "eval": evaluator["train"],
-        "models": models,
-        "metrics": evaluator["metrics"],
-        "num_eval": len(measured["eval_seeds"]),
-        "suite": protocol["suite"],
-    }
+    measured = entry["measured"]
+    run_config = protocol_run_config(entry["protocol"], entry["seed"], len(measured["eval_seeds"]))
+    evaluator = entry["protocol"]["evaluator"]
     return {
         "dataset": entry["dataset"],
         "method": entry["method"],

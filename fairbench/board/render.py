@@ -28,6 +28,7 @@ from ..report.plots import FORMATS, write_frame_plots
 from ..report.reported import reported_cells
 from ..report.tables import GROUP_COLUMNS, group_rows, pooled_columns, run_at
 from .entries import read_entries
+from .manifest import MAX_NAME
 
 SHOWN = ["acc", "deo_max", "deo_mean", "worst_group_acc"]
 TABLE_COLUMNS = ["method", "evaluator", "protocol", *SHOWN, "reported acc", "runs", "source"]
@@ -57,6 +58,18 @@ def _pooled(entries: list[dict]) -> dict[tuple, tuple[list[dict], dict[tuple, di
     return rows
 
 
+def source_label(submission) -> str:
+    """The row's source: the submission's name, else its paper; text, one line, however the entry
+    was edited (a name that is a dict or holds a newline is a stranger's, not a reason to crash)."""
+    if not isinstance(submission, dict):
+        return ""
+    for key in ("name", "paper"):
+        value = submission.get(key)
+        if isinstance(value, str) and value.strip():
+            return " ".join(value.split())[:MAX_NAME]
+    return ""
+
+
 def measured_frame(entries: list[dict]) -> pd.DataFrame:
     """One row per (dataset, ipc, method, evaluator, protocol), measured runs pooled once each."""
     rows = []
@@ -71,7 +84,7 @@ def measured_frame(entries: list[dict]) -> pd.DataFrame:
             "protocol": protocol,
             "reported acc": float(np.mean(reported)),
             "runs": len(runs),
-            "source": submission.get("name") or submission.get("paper") or "",
+            "source": source_label(submission),
         } | pooled_columns(list(runs.values()))
         rows.append(row)
     return pd.DataFrame(rows)
@@ -149,7 +162,10 @@ def markdown(frame: pd.DataFrame, reported: list[dict], plots: Path | None = Non
             "| " + " | ".join(TABLE_COLUMNS) + " |",
             "|" + "---|" * len(TABLE_COLUMNS),
         ]
-        lines += ["| " + " | ".join(r) + " |" for r in table_rows(table, papers, lambda t: f"**{t}**")]
+        lines += [
+            "| " + " | ".join(_markdown_escape(c).replace("\x00", "**").replace("\x01", "**") for c in r) + " |"
+            for r in table_rows(table, papers, lambda t: f"\x00{t}\x01")
+        ]
         lines += ["", f"![accuracy against DEO_A](plots/{dataset}-ipc{ipc}-tradeoff.svg)"]
         if plots is not None and (plots / f"{dataset}-ipc{ipc}-groups.svg").is_file():
             lines.append(f"![accuracy per group](plots/{dataset}-ipc{ipc}-groups.svg)")
@@ -157,8 +173,19 @@ def markdown(frame: pd.DataFrame, reported: list[dict], plots: Path | None = Non
     return "\n".join(lines) + "\n"
 
 
+_LATEX = {"\\": r"\textbackslash{}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$"}
+_MARKDOWN_SPECIAL = "\\`*_[]<>|#!"
+
+
 def _latex_escape(text: str) -> str:
-    return "".join("\\" + c if c in "&%$#_{}" else c for c in str(text)).replace("±", r"$\pm$")
+    return "".join(_LATEX.get(c) or ("\\" + c if c in "&%$#_{}" else c) for c in str(text))
+
+
+def _markdown_escape(text: str) -> str:
+    """A table cell as literal text: Markdown's specials backslash-escaped (``|`` would end the
+    cell, ``<`` open raw HTML), ``&`` as an entity, one line."""
+    text = " ".join(str(text).split())
+    return "".join("\\" + c if c in _MARKDOWN_SPECIAL else "&amp;" if c == "&" else c for c in text)
 
 
 def latex(frame: pd.DataFrame, reported: list[dict]) -> str:

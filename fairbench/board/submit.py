@@ -20,8 +20,7 @@ from ..evaluation.metrics import summarize_runs
 from ..report.tables import record_protocol, unique_runs
 from ..run.results import read_records
 from .bundle import FORMAT, sha256, write_bundle
-
-META_KEYS = ("name", "paper", "code", "authors", "notes")
+from .manifest import META_KEYS, check_manifest, check_meta
 
 
 def read_meta(path: str | Path | None) -> dict:
@@ -38,7 +37,7 @@ def read_meta(path: str | Path | None) -> dict:
     for key in meta:
         if key not in META_KEYS:
             raise unknown_choice("submission key", key, META_KEYS)
-    return meta
+    return check_meta(meta, str(path))
 
 
 def claimed_metrics(runs: dict[int, dict]) -> tuple[list[int], dict]:
@@ -112,4 +111,5 @@ def submit(run_dir: str | Path, out: str | Path, meta_path: str | Path | None = 
         **meta,
         "cells": cells,
     }
+    check_manifest(manifest, f"the manifest of {run_dir}")  # what verify will hold it to
     return write_bundle(Path(out), manifest, files)

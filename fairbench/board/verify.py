@@ -59,8 +59,10 @@ from ..distill.synsets import SynsetUnreadable, load_synset
 from ..evaluation.evaluate import evaluate_synthetic
 from ..evaluation.metrics import METRICS, MIN_EFFECT, group_acc_runs, summarize_runs
 from ..run.config import merge_settings
-from .bundle import open_bundle, sha256
+from ..run.fit import check_network_fits, ensemble_runs
+from .bundle import BundleUnreadable, open_bundle, sha256
 from .contact import FEATURE_EPS, PIXEL_EPS, ContactIndex
+from .protocols import PROTOCOL_POLICIES, check_rebuilds, suite_of
 
 VERIFY_DEFAULTS = {
     "device": "auto",
@@ -76,6 +78,7 @@ VERIFY_DEFAULTS = {
     "range_margin": 10.0,
     "pixel_eps": PIXEL_EPS,
     "feature_eps": FEATURE_EPS,
+    "protocols": "registered",  # or any: also protocols no registered suite defines (a maintainer's call)
 }
 
 
@@ -83,7 +86,11 @@ def verify_settings(args: list[str]) -> dict:
     """``key=value`` settings over :data:`VERIFY_DEFAULTS`, checked."""
     for arg in args:
         key = arg.partition("=")[0]
-        if "=" not in arg or key not in VERIFY_DEFAULTS:
+        if "=" not in arg:
+            raise FairbenchError(
+                f"'{arg}' is not a key=value setting; verify takes one bundle, then settings such as num_eval=10"
+            )
+        if key not in VERIFY_DEFAULTS:
             raise unknown_choice("verify setting", key, VERIFY_DEFAULTS)
     settings = merge_settings(VERIFY_DEFAULTS, dotlist=list(args))
     for metric in settings["metrics"]:
@@ -94,8 +101,10 @@ def verify_settings(args: list[str]) -> dict:
             f"num_eval must be an integer of at least 3 (the tolerance rests on the fresh runs' "
             f"spread; 10 is the default), got {settings['num_eval']!r}"
         )
+    if settings["protocols"] not in PROTOCOL_POLICIES:
+        raise unknown_choice("protocols policy", settings["protocols"], PROTOCOL_POLICIES)
     for key in ("z", "floor", "min_std", "range_margin", "pixel_eps", "feature_eps"):
-        if not isinstance(settings[key], (int, float)) or settings[key] < 0:
+        if not isinstance(settings[key], (int, float)) or isinstance(settings[key], bool) or settings[key] < 0:
             raise FairbenchError(f"{key} must be a non-negative number, got {settings[key]!r}")
     return settings
 
@@ -134,14 +143,32 @@ class Verifier:
 
     def verify(self, bundle: str | Path) -> dict:
         """The verification of ``bundle``: per set its checks, per cell claimed beside measured."""
+        with open_bundle(bundle) as (manifest, folder):
+            return self.verify_opened(bundle, manifest, folder)
+
+    def verify_opened(self, bundle: str | Path, manifest: dict, folder: Path) -> dict:
+        """:meth:`verify` of a bundle already opened (its schema-checked manifest and files).
+
+        Every cell's protocol is checked (:mod:`fairbench.board.protocols`) before any set is
+        read, and every network's fit before any evaluation: a protocol fairbench run would refuse,
+        one no registered suite defines (unless ``protocols=any``) or one whose networks this
+        machine cannot hold stops the verification with one line (exit 2)."""
         master = self.settings["seed"] if self.settings["seed"] is not None else secrets.randbits(31)
         draw = random.Random(master)
-        with open_bundle(bundle) as (manifest, folder):
-            sets, loaded = {}, {}
-            for cell in manifest["cells"]:
-                if cell["synset"] not in sets:
-                    sets[cell["synset"]], loaded[cell["synset"]] = self._check_set(folder, cell)
-            cells = [self._check_cell(cell, loaded[cell["synset"]], draw) for cell in manifest["cells"]]
+        cells = manifest["cells"]
+        suites = {number: self._check_protocol(bundle, number, cell) for number, cell in enumerate(cells)}
+        files = {cell["synset"]: self._read_set(bundle, folder, cell) for cell in cells}
+        for number, cell in enumerate(cells):
+            if suites[number] is not False:
+                self._check_fit(bundle, number, cell, self.dataset(cell["dataset"], cell["dataset_params"]))
+        sets, loaded = {}, {}
+        for cell in cells:
+            if cell["synset"] not in sets:
+                sets[cell["synset"]], loaded[cell["synset"]] = self._check_set(cell, *files[cell["synset"]])
+        cells = [
+            self._check_cell(cell, loaded[cell["synset"]], draw) | {"suite": suites[number] or None}
+            for number, cell in enumerate(manifest["cells"])
+        ]
         reasons = [f"{name}: {reason}" for name, checked in sets.items() for reason in checked["reasons"]]
         reasons += [f"{c['label']}: {reason}" for c in cells for reason in c["reasons"]]
         return {
@@ -160,17 +187,52 @@ class Verifier:
             "verified_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
-    def _check_set(self, folder: Path, cell: dict):
-        """The file, shape and value checks and the contact check of one synthetic set."""
+    def _check_protocol(self, bundle, number: int, cell: dict) -> str | None | bool:
+        """The registered suite that defines the cell's protocol (None: none does, and
+        ``protocols=any`` accepts it; False: its protocol fails its hash or naming checks, a
+        reason of its own). A protocol that fairbench run refuses, or that no suite defines under
+        ``protocols=registered``, is refused here, before anything is read."""
+        if _protocol_reasons(cell):
+            return False
+        try:
+            check_rebuilds(cell, self.settings["num_eval"])
+        except FairbenchError as error:
+            raise FairbenchError(f"{bundle}: cell {number} ({_label(cell)}): {error}") from None
+        suite = suite_of(cell)
+        if suite is None and self.settings["protocols"] == "registered":
+            raise FairbenchError(
+                f"{bundle}: cell {number} ({_label(cell)}): its protocol {cell['protocol_id']} is defined by no "
+                f"registered suite (its own suite {cell['protocol']['suite']!r} does not make it; fairbench list "
+                f"suites); a maintainer who accepts it passes protocols=any"
+            )
+        return suite
+
+    def _check_fit(self, bundle, number: int, cell: dict, splits: DatasetSplits) -> None:
+        train = splits.train
+        runs = ensemble_runs(self.settings["ensemble"], self.settings["num_eval"], self.device)
+        try:
+            check_network_fits(cell["protocol"]["evaluator"], train.image_shape, train.num_classes, runs, self.device)
+        except FairbenchError as error:
+            raise FairbenchError(f"{bundle}: cell {number} ({_label(cell)}): {error}") from None
+
+    def _read_set(self, bundle, folder: Path, cell: dict):
+        """(the file's reason, None) or (None, (set, metadata)); a file that is the one named but
+        no readable synthetic set is refused (exit 2), named inside the bundle."""
         path = folder / cell["synset"]
         if not path.is_file():
-            return {"reasons": ["file missing from the bundle"]}, None
+            return "file missing from the bundle", None
         if sha256(path) != cell["synset_sha256"]:
-            return {"reasons": ["the file is not the one the manifest names (SHA-256 differs)"]}, None
+            return "the file is not the one the manifest names (SHA-256 differs)", None
         try:
-            syn, metadata = load_synset(path)
+            return None, load_synset(path)
         except SynsetUnreadable as error:
-            return {"reasons": [str(error)]}, None
+            raise BundleUnreadable(str(error).replace(str(path), f"{bundle}:{cell['synset']}", 1)) from None
+
+    def _check_set(self, cell: dict, reason: str | None, read):
+        """The shape and value checks and the contact check of one synthetic set read whole."""
+        if read is None:
+            return {"reasons": [reason]}, None
+        syn, metadata = read
         reasons = [
             f"its metadata says {key} {metadata.get(key)!r}, the manifest {cell[key]!r}"
             for key in ("dataset", "ipc", "method")
@@ -196,9 +258,8 @@ class Verifier:
         return checked, (syn, splits) if not reasons else None
 
     def _check_cell(self, cell: dict, loaded, draw: random.Random) -> dict:
-        label = f"{cell['method']} on {cell['dataset']} ipc {cell['ipc']} seed {cell['seed']} ({cell['evaluator']})"
         result = {
-            "label": label,
+            "label": _label(cell),
             "dataset": cell["dataset"],
             "ipc": cell["ipc"],
             "method": cell["method"],
@@ -240,6 +301,10 @@ class Verifier:
             "reasons": reasons,
             "group_acc": group_acc_runs(evaluation.runs, splits.test.group_names),
         }
+
+
+def _label(cell: dict) -> str:
+    return f"{cell['method']} on {cell['dataset']} ipc {cell['ipc']} seed {cell['seed']} ({cell['evaluator']})"
 
 
 def _fresh_seeds(draw: random.Random, count: int, used: set[int]) -> list[int]:
@@ -319,7 +384,7 @@ def _protocol_reasons(cell: dict) -> list[str]:
 
 
 def _claim_reasons(cell: dict) -> list[str]:
-    reasons = []
+    reasons = [f"claims {name!r}, which is no metric" for name in cell["claimed"] if name not in METRICS]
     for metric in METRICS:
         claim = cell["claimed"].get(metric)
         if not isinstance(claim, dict) or not claim.get("runs"):
@@ -343,20 +408,18 @@ def render_verification(result: dict) -> str:
     for cell in result["cells"]:
         for metric in result["settings"]["metrics"]:
             measured = cell.get("measured", {}).get(metric, {}).get("mean")
+            claimed = (cell["claimed"].get(metric) or {}).get("mean")
             tol = cell.get("tolerance", {}).get(metric)
-            rows.append(
-                [
-                    cell["label"],
-                    metric,
-                    cell["claimed"][metric]["mean"],
-                    measured,
-                    tol,
-                    ""
-                    if measured is None
-                    else ("ok" if abs(measured - cell["claimed"][metric]["mean"]) <= tol else "FAIL"),
-                ]
+            verdict = (
+                "" if measured is None or claimed is None else ("ok" if abs(measured - claimed) <= tol else "FAIL")
             )
+            rows.append([cell["label"], metric, claimed, measured, tol, verdict])
     text = tabulate(rows, headers=["cell", "metric", "claimed", "measured", "tolerance", ""], floatfmt=".2f")
+    for cell in result["cells"]:
+        suite = cell.get("suite")
+        text += f"\nprotocol {cell['protocol_id']} of {cell['label']}: " + (
+            f"the protocol of registered suite {suite}" if suite else "defined by no registered suite (protocols=any)"
+        )
     text += f"\n\nevaluation seeds drawn from master seed {result['seed']} on {result['device']}\n"
     if result["verified"]:
         return text + "verified: every check passed"

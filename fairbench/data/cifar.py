@@ -30,24 +30,51 @@ HOW_TO_GET = (
 )
 
 
+# The only callables a CIFAR-10 batch names: numpy's array rebuilders and the codec Python 3 uses
+# for bytes pickled by Python 2. Anything else (``os.system``, ``builtins.eval``...) is refused
+# before it is called, so a batch that carries a ``__reduce__`` payload cannot run it.
+_BATCH_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"),  # pickle protocol 5
+    ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
+}
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """An unpickler for the dicts, lists, bytes, strings, ints and numpy arrays of the format."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _BATCH_GLOBALS:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR-10 batch never holds")
+        return super().find_class(module, name)
+
+
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One pickled batch → ((N, 3, 32, 32) uint8 images, (N,) labels).
 
     The official files are Python 2 pickles (``latin1`` keeps their numpy arrays intact); keys may
-    come back as bytes or str depending on who wrote the file, so both are accepted.
+    come back as bytes or str depending on who wrote the file, so both are accepted. The pickle is
+    read by :class:`_BatchUnpickler`, which runs nothing but numpy's array rebuilders.
     """
     try:
         with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="latin1")
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as e:
+            batch = _BatchUnpickler(f, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, KeyError) as e:
         raise FairbenchError(f"{path}: truncated or not a CIFAR-10 batch ({type(e).__name__}: {e})") from None
     if not isinstance(batch, dict):
         raise FairbenchError(f"{path}: not a CIFAR-10 batch (a {type(batch).__name__}, not a dict)")
     batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
     if "data" not in batch or "labels" not in batch:
         raise FairbenchError(f"{path}: not a CIFAR-10 batch (no 'data' and 'labels' entries)")
-    data = np.asarray(batch["data"], dtype=np.uint8)
-    labels = np.asarray(batch["labels"], dtype=np.int64)
+    try:
+        data = np.asarray(batch["data"], dtype=np.uint8)
+        labels = np.asarray(batch["labels"], dtype=np.int64)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise FairbenchError(f"{path}: not a CIFAR-10 batch ({type(e).__name__}: {e})") from None
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
         raise FairbenchError(f"{path}: CIFAR-10 batch of the wrong shape: data {data.shape}, {len(labels)} labels")
     if len(labels) and not 0 <= labels.min() <= labels.max() < len(CLASSES):

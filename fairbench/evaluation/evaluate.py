@@ -119,7 +119,7 @@ def check_fits(spec: dict, image_shape: tuple[int, int, int], num_classes: int) 
                 if "meta" not in str(error).lower():
                     raise
                 _forward_blank(spec, image_shape, num_classes, "cpu")
-    except (RuntimeError, ValueError, TypeError, AssertionError) as error:
+    except (RuntimeError, ValueError, TypeError, AssertionError, ArithmeticError) as error:  # width=0 divides by 0
         reason = first_line(error)
         hint = (
             f"; a larger models.{spec['name']}.min_feature_size feeds it larger inputs"

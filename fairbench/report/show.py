@@ -12,9 +12,10 @@ from pathlib import Path
 
 import torch
 
+from ..core.errors import FairbenchError
 from ..data import load_dataset
 from ..distill.synsets import load_synset
-from .plots import save, synset_figure
+from .plots import FORMATS, save, synset_figure
 
 TOP_GROUPS = 3
 MIN_SHARE = 0.05
@@ -37,16 +38,31 @@ def group_makeup(counts: torch.Tensor, group_names: list[str]) -> list[str]:
 
 
 def show_synset(path: str | Path, out: str | Path, data_root: str, download: bool, params: dict) -> list[Path]:
-    """Draw the set at ``path`` into ``out``; ``params`` override the dataset parameters stored in it."""
+    """Draw the set at ``path`` into ``out`` (``grid.png``, or ``grid``: PNG and SVG beside it);
+    ``params`` override the dataset parameters stored in it."""
+    out = Path(out)
+    if out.suffix not in ("", *(f".{fmt}" for fmt in FORMATS)):
+        raise FairbenchError(
+            f"show -o {out}: show writes {' and '.join(FORMATS).upper()} files; name the output "
+            f"{out.with_suffix('.png').name} (its .svg is written beside it)"
+        )
     syn, metadata = load_synset(path)
     stored = (metadata.get("key") or {}).get("dataset_params") or {}
+    if not isinstance(stored, dict):
+        raise FairbenchError(f"{path}: its stored dataset parameters are a {type(stored).__name__}, not a mapping")
     splits = load_dataset(metadata["dataset"], data_root, {**stored, **params}, download=download)
     train = splits.train
+    if tuple(syn.images.shape[1:]) != tuple(train.image_shape) or len(syn.labels) != len(syn.images):
+        raise FairbenchError(
+            f"{path}: images {tuple(syn.images.shape)} with {len(syn.labels)} labels are not sets of "
+            f"{metadata['dataset']}'s {tuple(train.image_shape)} images"
+        )
+    if len(syn.labels) and not 0 <= int(syn.labels.min()) <= int(syn.labels.max()) < train.num_classes:
+        raise FairbenchError(f"{path}: labels outside {metadata['dataset']}'s classes 0..{train.num_classes - 1}")
     mean, std = (torch.tensor(v).view(1, -1, 1, 1) for v in (train.mean, train.std))
     images = (syn.images * std + mean).clamp(0, 1).numpy()
     figure = synset_figure(
         images, syn.labels.numpy(), train.class_names, group_makeup(train.counts(), train.group_names)
     )
     figure.suptitle(f"{metadata.get('method')} on {metadata['dataset']}, IPC {metadata.get('ipc')}", fontsize=9)
-    out = Path(out)
-    return save(figure, out.with_suffix("") if out.suffix in (".png", ".svg") else out)
+    return save(figure, out.with_suffix(""))

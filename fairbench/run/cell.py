@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import threading
 import time
+import traceback
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -22,7 +26,7 @@ from pathlib import Path
 import torch
 
 from ..core.device import configure_backends, resolve_device, task_device
-from ..core.errors import DistillationDiverged
+from ..core.errors import DistillationDiverged, first_line
 from ..core.progress import progress
 from ..core.protocol import digest, protocol_id, protocol_of
 from ..core.provenance import device_label, git_commit, machine_fingerprint
@@ -161,9 +165,47 @@ def _record(cell: Cell, spec: dict, device: torch.device, config: dict, **outcom
     }
 
 
+class CellTimedOut(Exception):
+    """A cell ran past ``cell_timeout``: that cell fails, the suite goes on."""
+
+
+@contextmanager
+def _time_limit(seconds: float | None):
+    """Raise :class:`CellTimedOut` in this thread after ``seconds`` (SIGALRM; only the main thread
+    of a POSIX process can take it, where every launcher runs its cells)."""
+    if not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise CellTimedOut(f"timed out: cell_timeout={seconds} s ran out")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _failure_log(cell: Cell, config: dict, error: BaseException) -> str:
+    """Write the traceback of a plugin's failure to ``out/logs/``; the reason names the file."""
+    folder = Path(config["out"]) / "logs"
+    path = folder / f"{digest(_distill_key(cell))}.traceback.txt"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{cell.label}\n" + "".join(traceback.format_exception(error)))
+    except OSError:
+        return f"{type(error).__name__}: {first_line(error)}"
+    return f"{type(error).__name__}: {first_line(error)} (traceback in {path})"
+
+
 def run_cell(cell: Cell, config: dict) -> list[dict]:
     """The records of ``cell``: one per evaluator in ``cell.evaluators`` (the driver leaves only
-    the evaluators still to run). A diverging distillation gives ``status: failed`` records.
+    the evaluators still to run). A diverging distillation, a plugin's method that raises, and a
+    cell that runs past ``cell_timeout`` give ``status: failed`` records with the reason (a
+    plugin's traceback goes to ``out/logs/``); a built-in method's exception is a bug and stays one.
 
     As a Ray task or a Slurm job it checks its device itself (a worker without its GPU fails
     with one line, before any compute), checks the cell fits the device's memory and makes what
@@ -175,9 +217,19 @@ def run_cell(cell: Cell, config: dict) -> list[dict]:
         check_cell_memory(cell, splits.train, device)
         prepare_cell(cell, train_on_device(cell, config, device), device, config)
     try:
-        syn, stats, synset = _distill(cell, splits, device, config)
-    except DistillationDiverged as error:
-        return [_record(cell, spec, device, config, status="failed", reason=str(error)) for spec in cell.evaluators]
+        with _time_limit(config.get("cell_timeout")):
+            return _run_cell(cell, config, device, splits)
+    except (DistillationDiverged, CellTimedOut) as error:
+        reason = str(error)
+    except Exception as error:
+        if method_provenance(cell.method)["source"] != "plugin":
+            raise
+        reason = _failure_log(cell, config, error)
+    return [_record(cell, spec, device, config, status="failed", reason=reason) for spec in cell.evaluators]
+
+
+def _run_cell(cell: Cell, config: dict, device: torch.device, splits: DatasetSplits) -> list[dict]:
+    syn, stats, synset = _distill(cell, splits, device, config)
     records = []
     for spec in cell.evaluators:
         eval_seeds = [1000 * cell.seed + j for j in range(config["num_eval"])]

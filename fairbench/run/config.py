@@ -28,6 +28,7 @@ from .plugins import activate
 from .settings import RUNNER_DEFAULTS, check_runner_settings
 
 DEFAULT_SUITE = "quickstart"
+SEED_LIMIT = 2**32
 
 # Every run key: (default, what it sets). ``fairbench run --help`` prints this table.
 RUN_KEYS: dict[str, tuple[object, str]] = {
@@ -51,6 +52,7 @@ RUN_KEYS: dict[str, tuple[object, str]] = {
     "eval": ({}, "evaluator training settings, e.g. eval.epochs=300"),
     "models": ({}, "per-evaluator model settings, e.g. models.convnet.width=64"),
     "metrics": ({}, "metric conventions, e.g. metrics.undefined=skip (default zero, the reference's)"),
+    "cell_timeout": (None, "seconds one cell may run before it is recorded failed and the suite goes on"),
     "launcher": (RUNNER_DEFAULTS["launcher"], "where cells run: local, ray or slurm (docs/launchers.md)"),
     "resume": (RUNNER_DEFAULTS["resume"], "which finished records of out a rerun reuses: same-version, always, never"),
     "ray": (RUNNER_DEFAULTS["ray"], "launcher=ray settings, e.g. ray.address=auto ray.gpus_per_cell=0.25"),
@@ -148,6 +150,13 @@ def validate(config: dict) -> dict:
         raise unknown_choice("run key", sorted(unknown)[0], RUN_DEFAULTS)
     for key, kind in _LIST_KEYS.items():
         config[key] = _as_list(key, config[key], kind)
+    bad_seeds = [s for s in config["seeds"] if not 0 <= s < SEED_LIMIT]
+    if bad_seeds:
+        raise FairbenchError(f"seeds must lie in 0..{SEED_LIMIT - 1} (what torch and numpy take), got {bad_seeds[0]}")
+    if config["out"] is not None and not isinstance(config["out"], str):
+        raise FairbenchError(
+            f"out takes a folder path, got {config['out']!r}; quote it if it is a number, e.g. out='123'"
+        )
     bad_ipc = [i for i in config["ipc"] if i < 1]
     if bad_ipc:
         raise FairbenchError(f"ipc must be at least 1, got {bad_ipc[0]}")
@@ -165,6 +174,9 @@ def validate(config: dict) -> dict:
         config[key] = [] if config[key] in (None, []) else _as_list(key, config[key], str, unique=False)
     if not isinstance(config["download"], bool):
         raise FairbenchError(f"download must be true or false, got {config['download']!r}")
+    timeout = config["cell_timeout"]
+    if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0):
+        raise FairbenchError(f"cell_timeout takes a positive number of seconds (or null: no limit), got {timeout!r}")
     check_runner_settings(config)
     # under ray/slurm the cells run on other machines: their device is checked there (run_cell)
     check_device(config["device"], here=config["launcher"] == "local")

@@ -21,10 +21,10 @@ from ..core.errors import FairbenchError
 from ..core.progress import CellProgress
 from ..core.protocol import digest, protocol_id
 from ..data import DatasetSplits
-from ..evaluation.evaluate import check_fits
 from ..report.tables import write_leaderboard
 from .cell import cell_id as make_cell_id
 from .cell import resolved_config, splits_for
+from .fit import check_network_fits, ensemble_runs
 from .launchers import get_launcher
 from .outdir import check_writable, describe_holdings, locked, repaired_records, reusable
 from .plan import Cell, check_cells_data, make_plan, protocol_deviations
@@ -47,18 +47,21 @@ def out_dir_for(config: dict) -> Path:
     return Path("runs") / f"{Path(config['suite']).stem}-{stamp}"
 
 
-def _check_networks_fit(cells: list[Cell], datasets: dict[str, DatasetSplits], device) -> None:
-    """Every evaluator and distiller network against its dataset's image shape, and each cell's
-    step against the device's memory (when the driver runs the cells itself; a Ray task or Slurm
-    job checks its own before its compute), before any distillation: a misfit should cost
-    seconds, not the distillations that come before it."""
+def _check_networks_fit(cells: list[Cell], datasets: dict[str, DatasetSplits], config: dict, device) -> None:
+    """Every evaluator and distiller network against its dataset's image shape and, when the
+    driver runs the cells itself (``device`` not None; a Ray task or Slurm job checks its own
+    before its compute), against the device's memory: each evaluator's weights ``num_eval`` times
+    over when the runs train as an ensemble, and each cell's step; all before any distillation: a
+    misfit should cost seconds, not the distillations that come before it."""
     checked = set()
+    runs = ensemble_runs(config["ensemble"], config["num_eval"], device) if device is not None else 1
     for cell in cells:
         train = datasets[cell.dataset].train
         for spec in filter(None, [cell.net, *cell.evaluators]):
-            key = digest([cell.dataset, spec])
+            key = digest([cell.dataset, spec, spec in cell.evaluators])
             if key not in checked:
-                check_fits(spec, train.image_shape, train.num_classes)
+                count = runs if spec in cell.evaluators else 1
+                check_network_fits(spec, train.image_shape, train.num_classes, count, device)
                 checked.add(key)
         if device is not None:
             check_cell_memory(cell, train, device)
@@ -137,7 +140,7 @@ def run_suite(config: dict, log=lambda msg: None) -> tuple[Path, object, list[st
         "run_config": {k: v for k, v in config.items() if k != "out"},
     }  # as the user gave it
     datasets = {cell.dataset: splits_for(cell, cell_config) for cell in cells}
-    _check_networks_fit(cells, datasets, device)
+    _check_networks_fit(cells, datasets, config, device)
     prepare(cells, datasets, device, cell_config, log)
     check_writable(out)
     try:

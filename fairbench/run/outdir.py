@@ -55,9 +55,9 @@ CELLS_DIR = "cells"  # one file per finished cell, written by Slurm jobs, merged
 
 def check_writable(out: Path) -> None:
     """Make ``out`` if needed and prove a file can be written and renamed in it, or one line why not."""
-    if out.exists() and not out.is_dir():
-        raise FairbenchError(f"out={out} is a file, not a folder; choose a folder for the run's results")
     try:
+        if out.exists() and not out.is_dir():  # exists() itself fails on a name over 255 bytes
+            raise FairbenchError(f"out={out} is a file, not a folder; choose a folder for the run's results")
         out.mkdir(parents=True, exist_ok=True)
         if not os.access(out, os.W_OK | os.X_OK):
             raise PermissionError(errno.EACCES, "permission denied")

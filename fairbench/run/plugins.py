@@ -64,6 +64,8 @@ def load_plugin(spec: str) -> str:
         raise FairbenchError(f"plugin '{spec}' failed to load: {first_line(error)}") from None
     except Exception as error:
         raise FairbenchError(f"plugin '{spec}' failed to import: {type(error).__name__}: {first_line(error)}") from None
+    except SystemExit as error:  # sys.exit() at import would end the command without a word
+        raise FairbenchError(f"plugin '{spec}' called sys.exit({error.code!r}) while it was imported") from None
     _loaded[spec] = name
     return name
 
@@ -85,6 +87,10 @@ def load_entry_point_plugins() -> None:
             raise FairbenchError(
                 f"plugin '{point.name}'{owner} ({point.value}) failed to import: "
                 f"{type(error).__name__}: {first_line(error)}"
+            ) from None
+        except SystemExit as error:
+            raise FairbenchError(
+                f"plugin '{point.name}'{owner} ({point.value}) called sys.exit({error.code!r}) while it was imported"
             ) from None
 
 
