@@ -131,6 +131,7 @@ def _record(cell: Cell, spec: dict, device: torch.device, config: dict, **outcom
         "protocol_id": protocol_id(resolved),
         "protocol": protocol_of(resolved),
         "provenance": method_provenance(cell.method),
+        **({"sweep": cell.sweep} if cell.sweep else {}),
         # the run config as the user gave it (the driver's cells carry absolute paths)
         "run_config": config.get("run_config") or {k: v for k, v in config.items() if k != "out"},
         **outcome,
