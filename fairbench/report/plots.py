@@ -151,23 +151,24 @@ def sweep_figure(frame: pd.DataFrame, key: str, title: str) -> Figure:
     rows = -(-len(metrics) // cols)
     figure = Figure(figsize=(4.0 * cols, 3.2 * rows + 0.6))
     axes = figure.subplots(rows, cols, squeeze=False).flatten()
-    swept = frame[frame[key].notna()]
-    values = sorted(set(swept[key].tolist()), key=float)
+    values = list(dict.fromkeys(frame.loc[frame[key].notna(), key].tolist()))
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    values = sorted(values, key=float) if numeric else values
+    where = {v: float(v) if numeric else float(i) for i, v in enumerate(values)}  # categorical: in sweep order
     for method, lines in frame.groupby("method", sort=False):
         at = lines[lines[key].notna()].copy()
         level = lines[lines[key].isna()]
+        at["_x"] = [where[v] for v in at[key]]
+        at = at.sort_values("_x")
         for ax, metric in zip(axes, metrics):
             if not at.empty:
-                at = at.sort_values(key, key=lambda v: v.astype(float))
-                ax.errorbar(
-                    at[key].astype(float), at[metric], yerr=at.get(f"{metric}_std"), marker="o", capsize=3, label=method
-                )
+                ax.errorbar(at["_x"], at[metric], yerr=at.get(f"{metric}_std"), marker="o", capsize=3, label=method)
             elif not level.empty and values:
                 ax.axhline(float(level[metric].mean()), ls="--", lw=1, color="gray", label=f"{method} (all values)")
     for ax, metric in zip(axes, metrics):
         ax.set_xlabel(key)
         ax.set_ylabel(f"{metric} (%)")
-        ax.set_xticks([float(v) for v in values])
+        ax.set_xticks(list(where.values()), [str(v) for v in values])
         ax.grid(alpha=0.3)
     for ax in axes[len(metrics) :]:
         ax.set_axis_off()

@@ -153,6 +153,8 @@ def run_cell(cell: Cell, config: dict) -> list[dict]:
         syn, stats, synset = _distill(cell, splits, device, config)
     except DistillationDiverged as error:
         return [_record(cell, spec, device, config, status="failed", reason=str(error)) for spec in cell.evaluators]
+    # what the distiller saw of the groups, where it is not the truth (group_noise, group_known)
+    seen = {"distiller_groups": splits.distiller_groups} if splits.distiller_groups else {}
     records = []
     for spec in cell.evaluators:
         eval_seeds = [1000 * cell.seed + j for j in range(config["num_eval"])]
@@ -175,6 +177,7 @@ def run_cell(cell: Cell, config: dict) -> list[dict]:
                 eval_s=time.perf_counter() - start,
                 eval_path=evaluation.path,
                 eval_path_reason=evaluation.reason,
+                **seen,
             )
         )
     return records

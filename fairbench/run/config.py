@@ -212,7 +212,12 @@ def data_settings(command: str, args: list[str]) -> tuple[str, bool, dict]:
     )
     if not isinstance(settings["download"], bool):
         raise FairbenchError(f"download must be true or false, got {settings['download']!r}")
-    params = {k: v for k, v in settings.items() if k not in DATA_KEYS}
+    params = {k: v for k, v in settings.items() if k not in DATA_KEYS and k != "dataset"}
+    nested = settings.get("dataset", {})  # dataset.KEY=VALUE, as a run spells it
+    if isinstance(nested, dict):
+        params |= nested
+    elif "dataset" in settings:
+        raise FairbenchError(f"dataset takes key=value settings (dataset.KEY=VALUE), got {nested!r}")
     return str(settings["data_root"]), settings["download"], params
 
 

@@ -16,13 +16,14 @@ from tabulate import tabulate
 from ..core.errors import FairbenchError, unknown_choice
 from ..core.overrides import check_known
 from ..core.protocol import digest, protocol_id, protocol_of
-from ..core.registry import entry
-from ..data import dataset_names, dataset_params
+from ..data import dataset_names, dataset_params, dataset_settings
+from ..data.group_labels import DEFAULTS as GROUP_LABEL_DEFAULTS
 from ..distill import build_distiller, check_method_hparams, check_overrides, method_hparams, parse_method
 from ..distill.provenance import method_provenance
 from ..evaluation.evaluate import check_evaluator, evaluator_spec
 from .sweep import describe_point, sweep_points, with_point
 
+GROUP_LABEL_KEYS = set(GROUP_LABEL_DEFAULTS)
 # evaluator training settings that must be positive numbers (eval.KEY=VALUE)
 _POSITIVE_TRAIN = ("epochs", "batch_size", "lr")
 _NOT_NEGATIVE_TRAIN = ("momentum", "weight_decay")
@@ -48,7 +49,7 @@ class Cell:
 
 
 def _dataset_overrides(name: str, overrides: dict) -> dict:
-    own = entry("datasets", name).get("params") or {}
+    own = dataset_settings(name)
     return dataset_params(name, {k: v for k, v in overrides.items() if k in own})
 
 
@@ -88,9 +89,7 @@ def _grid(config: dict) -> list[Cell]:
     for name in config["datasets"]:
         if name not in dataset_names():
             raise unknown_choice("dataset", name, dataset_names())
-    check_known(
-        "dataset", config["dataset"], set().union(*(entry("datasets", d).get("params") or {} for d in dataset_names()))
-    )
+    check_known("dataset", config["dataset"], set().union(*(dataset_settings(d) for d in dataset_names())))
     for method_id in config["methods"]:
         parse_method(method_id)
     check_overrides(config["distill"])
@@ -109,12 +108,18 @@ def _grid(config: dict) -> list[Cell]:
         params = _dataset_overrides(dataset, config["dataset"])
         for ipc in config["ipc"]:
             for method_id in config["methods"]:
+                # a method without a variant never reads the groups: the group-label knobs are not
+                # part of its protocol (dm runs once under a sweep of dataset.group_noise)
+                if parse_method(method_id)[1] == "vanilla":
+                    params_here = {k: v for k, v in params.items() if k not in GROUP_LABEL_KEYS}
+                else:
+                    params_here = params
                 hparams = method_hparams(method_id, dataset, ipc, config["distill"])
                 check_method_hparams(method_id, ipc, hparams, config["distill"])
                 net = hparams.get("net")
                 net_spec = evaluator_spec(net, {}, config["models"].get(net)) if net else None
                 for seed in config["seeds"]:
-                    cells.append(Cell(dataset, params, method_id, hparams, ipc, seed, net_spec, evaluators))
+                    cells.append(Cell(dataset, params_here, method_id, hparams, ipc, seed, net_spec, evaluators))
     return cells
 
 
