@@ -129,3 +129,16 @@ def test_a_sweep_resumes_after_a_kill(tmp_path):
         rows = list(csv.DictReader(f))
     assert sorted(float(r["dataset.group_noise"]) for r in rows) == [0.0, 0.5]
     assert (out / "plots" / "sweep-dataset.group_noise-cmnist-mini-ipc2.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "dataset, swept, key",
+    [
+        ("cmnist-mini", "dataset.separation=0,0.5", "separation"),
+        ("cifar10s", "dataset.severity=range(0,6,5)", "severity"),
+    ],
+)
+def test_separation_dials_sweep_from_the_command_line(dataset, swept, key):
+    config = resolve_run_config([*TINY, f"datasets=[{dataset}]", "methods=[dm+fairdd]", swept], multirun=True)
+    values = sorted((str(c.dataset_params.get(key, "default")) for c in make_plan(config)))
+    assert values == (["0.0", "0.5"] if key == "separation" else ["5", "default"])  # 0 is the default: not in params
