@@ -18,7 +18,7 @@ imbalanced groups) on the CPU with tiny budgets, and checks each clause:
   terms are well formed and either the unknown samples carry no weight and the others keep the
   weights they have without the unknown samples (a variant of group terms: ``fairdd``, ``cobra``),
   or the terms do not depend on the unknown samples' groups at all (a variant that pools a class:
-  ``vanilla``).
+  ``vanilla``); checked once the terms are well formed.
 
 ``fairbench check-method ID`` prints one line per failed clause and exits 1 on any failure; in a
 plugin's own tests, ``assert check_method("dm+mine").ok``.
@@ -277,8 +277,10 @@ def check_method(
     def clause(name: str, problem: str | None) -> None:
         (report.failed.append((name, problem)) if problem else report.passed.append(name))
 
-    clause("matching terms well formed", _terms_clause(variant))
-    clause("unknown groups", _unknown_clause(variant))
+    malformed = _terms_clause(variant)
+    clause("matching terms well formed", malformed)
+    if malformed is None:  # one fault, one line: malformed terms are not also an unknown-group fault
+        clause("unknown groups", _unknown_clause(variant))
     with tempfile.TemporaryDirectory() as experts_dir:
         runs = []
         try:

@@ -44,7 +44,8 @@ class Cell:
 
     @property
     def label(self) -> str:
-        swept = f" [{describe_point(self.sweep)}]" if self.sweep else ""
+        point = describe_point(self.sweep)
+        swept = f" [{point}]" if point else ""
         return f"{self.dataset} ipc={self.ipc} {self.method} seed={self.seed}{swept}"
 
 
