@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import checkout_env, fairbench_command
+from conftest import REPO, checkout_env, fairbench_command
 
 from fairbench.core.errors import FairbenchError
 from fairbench.run.config import resolve_run_config
@@ -140,5 +140,22 @@ def test_a_sweep_resumes_after_a_kill(tmp_path):
 )
 def test_separation_dials_sweep_from_the_command_line(dataset, swept, key):
     config = resolve_run_config([*TINY, f"datasets=[{dataset}]", "methods=[dm+fairdd]", swept], multirun=True)
-    values = sorted((str(c.dataset_params.get(key, "default")) for c in make_plan(config)))
+    values = sorted(str(c.dataset_params.get(key, "default")) for c in make_plan(config))
     assert values == (["0.0", "0.5"] if key == "separation" else ["5", "default"])  # 0 is the default: not in params
+
+
+def test_rendered_leaderboard_draws_a_sweep_figure_from_entries(tmp_path):
+    from fairbench.board.render import render_leaderboard
+
+    entries = tmp_path / "entries"
+    entries.mkdir()
+    source = sorted((REPO / "leaderboard" / "entries").glob("cmnist-mini-ipc10-dm*+fairdd-*.json"))[0]
+    for value in (0.0, 0.5):  # two entries of one sweep: other protocols, other values
+        entry = json.loads(source.read_text())
+        entry["protocol_id"] = f"{entry['protocol_id'][:8]}{int(value * 10):02d}"
+        entry["sweep"] = {"dataset.group_noise": value}
+        (entries / f"e{value}.json").write_text(json.dumps(entry))
+    written = render_leaderboard(tmp_path)
+    figure = tmp_path / "plots" / "sweep-dataset.group_noise-cmnist-mini-ipc10.svg"
+    assert figure in written
+    assert "plots/sweep-dataset.group_noise-cmnist-mini-ipc10.svg" in (tmp_path / "README.md").read_text()
