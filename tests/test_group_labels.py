@@ -2,12 +2,11 @@
 distiller sees change; the test split keeps the true ones; the defaults change nothing."""
 
 import json
-import subprocess
 
 import pytest
 import torch
-from conftest import checkout_env, fairbench_command
 
+from fairbench.cli import main
 from fairbench.data import dataset_params, load_dataset
 from fairbench.data.group_labels import UNKNOWN
 from fairbench.distill import build_distiller
@@ -113,17 +112,9 @@ def test_variants_read_unknown_as_no_group():
     assert "unknown groups" in check_method("dm+cobra").passed
 
 
-def test_data_card_shows_the_distillers_counts_beside_the_true_ones(tmp_path):
-    shown = subprocess.run(
-        fairbench_command("data", "cmnist-mini", "dataset.group_known=0.5", "--json"),
-        env=checkout_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
-    assert shown.returncode == 0, shown.stderr
-    card = json.loads(shown.stdout)
+def test_data_card_shows_the_distillers_counts_beside_the_true_ones(capsys):
+    assert main(["data", "cmnist-mini", "dataset.group_known=0.5", "--json"]) == 0
+    card = json.loads(capsys.readouterr().out)
     train = card["splits"]["train"]
     assert sum(map(sum, train["counts"])) + sum(train["unknown"]) == sum(map(sum, train["true_counts"])) == 4000
     assert sum(train["unknown"]) == 2000

@@ -13,7 +13,7 @@ from conftest import REPO, checkout_env, fairbench_command
 
 from fairbench.core.errors import FairbenchError
 from fairbench.run.config import resolve_run_config
-from fairbench.run.plan import make_plan
+from fairbench.run.plan import describe_plan, make_plan
 from fairbench.run.sweep import expand_range, split_top_level, sweep_values
 
 # suite=ci-sized cells cut to almost nothing: what is tested is the bookkeeping, not the numbers
@@ -64,11 +64,11 @@ def test_suite_sweep_block_and_the_command_line_wins(tmp_path):
 
 
 def test_dry_run_shows_swept_columns_and_invalid_values_are_refused(fairbench_cli):
-    shown = fairbench_cli("run", *TINY, "methods=[dm]", "-m", "dataset.rho=0.5,0.9", "--dry-run")
-    assert shown.returncode == 0, shown.stderr
-    header = next(line for line in shown.stdout.splitlines() if line.startswith("dataset "))
+    config = resolve_run_config([*TINY, "methods=[dm]", "dataset.rho=0.5,0.9"], multirun=True)
+    shown = describe_plan(config, make_plan(config))  # what --dry-run prints
+    header = next(line for line in shown.splitlines() if line.startswith("dataset "))
     assert "dataset.rho" in header.split()
-    assert "sweep: dataset.rho in [0.5, 0.9]" in shown.stdout
+    assert "sweep: dataset.rho in [0.5, 0.9]" in shown
     refused = fairbench_cli("run", *TINY, "-m", "dataset.rho=0.5,1.5", "--dry-run")
     lines = refused.stderr.strip().splitlines()
     assert refused.returncode == 2 and len(lines) == 1, refused.stderr
