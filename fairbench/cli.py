@@ -1,6 +1,6 @@
 """The ``fairbench`` command line.
 
-    fairbench run [suite=NAME] [key=value ...] [--dry-run]
+    fairbench run [suite=NAME] [key=value ...] [--dry-run] [-m key=a,b,c ...]
     fairbench prepare [suite=NAME] [key=value ...]      (alias: experts DATASET ...)
     fairbench check-method ID [plugins=[...]] [distill.KEY=VALUE ...]
     fairbench bench overhead [key=value ...]
@@ -37,7 +37,7 @@ def _run(args) -> int:
     from .run.launchers import describe_resources
     from .run.plan import describe_plan, make_plan
 
-    config = resolve_run_config(args.overrides)
+    config = resolve_run_config(args.overrides, multirun=args.multirun)
     if args.dry_run:
         cells = make_plan(config)
         _check_data_if_present(config, cells)
@@ -331,6 +331,12 @@ def _add_run(commands, run_keys: str, formatter) -> None:
         help="suite=NAME and settings such as ipc=[10,50] methods=[dm,dm+cobra] device=cuda",
     )
     run.add_argument("--dry-run", action="store_true", help="check everything, print the plan of cells and exit")
+    run.add_argument(
+        "-m",
+        "--multirun",
+        action="store_true",
+        help="sweep: key=a,b,c or key=range(a,b,step) runs the product of the lists, one protocol each",
+    )
     run.set_defaults(handler=_run)
 
 

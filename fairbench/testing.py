@@ -13,7 +13,12 @@ imbalanced groups) on the CPU with tiny budgets, and checks each clause:
   sealed test split records any read, and no synthetic image is a copy of a test image;
 - ``matching terms well formed``: on batches with absent groups and an absent class, the variant's
   ``MatchingTerms`` have indices in range and in the sample's class, non-negative finite weights,
-  each active term's weights summing to one, and no term for a cell absent from the batch.
+  each active term's weights summing to one, and no term for a cell absent from the batch;
+- ``unknown groups``: on a batch where some groups are unknown (-1, ``dataset.group_known``), the
+  terms are well formed and either the unknown samples carry no weight and the others keep the
+  weights they have without the unknown samples (a variant of group terms: ``fairdd``, ``cobra``),
+  or the terms do not depend on the unknown samples' groups at all (a variant that pools a class:
+  ``vanilla``); checked once the terms are well formed.
 
 ``fairbench check-method ID`` prints one line per failed clause and exits 1 on any failure; in a
 plugin's own tests, ``assert check_method("dm+mine").ok``.
@@ -31,7 +36,7 @@ from .core.errors import first_line
 from .data import GroupDataset
 from .distill import DistillContext, SyntheticSet, build_distiller, method_hparams, parse_method
 from .distill import check_method_hparams as check_hparams
-from .distill.aggregation import MatchingTerms, matching_terms
+from .distill.aggregation import UNKNOWN_GROUP, MatchingTerms, matching_terms
 from .evaluation.evaluate import evaluator_spec, make_model
 
 CLASSES, GROUPS, SIZE = 3, 2, 8
@@ -144,7 +149,7 @@ def terms_problem(
     off = (sums[active] - 1).abs()
     if len(off) and bool((off > 1e-4).any()):
         worst = int(active.nonzero()[off.argmax()])
-        present = torch.bincount(labels * num_groups + groups, minlength=num_classes * num_groups)
+        present = torch.bincount(labels * num_groups + groups.clamp(min=0), minlength=num_classes * num_groups)
         hint = " (a term for a (class, group) cell absent from the batch)" if float(sums[worst]) == 0 else ""
         return (
             f"the weights of active term {worst} (class {worst // per_class}) sum to "
@@ -168,6 +173,36 @@ def _terms_clause(variant: str) -> str | None:
         problem = terms_problem(terms, labels, groups, CLASSES, GROUPS)
         if problem:
             return f"{problem} (batch labels {labels.tolist()}, groups {groups.tolist()})"
+    return None
+
+
+def _unknown_clause(variant: str) -> str | None:
+    """The unknown-group contract (module docstring) on one batch with every class partly known."""
+    labels = torch.arange(CLASSES).repeat_interleave(8)
+    groups = (torch.arange(len(labels)) % 4 == 3).long()
+    unknown = torch.arange(len(labels)) % 3 == 1
+    seen = torch.where(unknown, UNKNOWN_GROUP, groups)
+    try:
+        terms = matching_terms(variant, labels, seen, CLASSES, GROUPS)
+        problem = terms_problem(terms, labels, seen, CLASSES, GROUPS)
+        if problem:
+            return f"{problem} (batch labels {labels.tolist()}, groups {seen.tolist()})"
+        without = matching_terms(variant, labels[~unknown], groups[~unknown], CLASSES, GROUPS)
+        filled = [matching_terms(variant, labels, torch.where(unknown, g, groups), CLASSES, GROUPS) for g in (0, 1)]
+    except Exception as error:
+        return f"the variant raised {type(error).__name__} on unknown groups (-1): {first_line(error)}"
+    ignores_groups = all(torch.equal(t.term, terms.term) and torch.allclose(t.weight, terms.weight) for t in filled)
+    drops_unknown = (
+        bool((terms.weight[unknown] == 0).all())
+        and torch.allclose(terms.weight[~unknown], without.weight)
+        and torch.equal(terms.term[~unknown], without.term)
+    )
+    if not (ignores_groups or drops_unknown):
+        return (
+            "samples of unknown group (-1) must either carry weight 0 (the others weighted as without them) "
+            "or be pooled regardless of group; "
+            f"weights {[round(float(w), 4) for w in terms.weight]} for groups {seen.tolist()}"
+        )
     return None
 
 
@@ -242,7 +277,10 @@ def check_method(
     def clause(name: str, problem: str | None) -> None:
         (report.failed.append((name, problem)) if problem else report.passed.append(name))
 
-    clause("matching terms well formed", _terms_clause(variant))
+    malformed = _terms_clause(variant)
+    clause("matching terms well formed", malformed)
+    if malformed is None:  # one fault, one line: malformed terms are not also an unknown-group fault
+        clause("unknown groups", _unknown_clause(variant))
     with tempfile.TemporaryDirectory() as experts_dir:
         runs = []
         try:

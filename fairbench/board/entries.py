@@ -64,6 +64,7 @@ def make_entries(manifest: dict, verification: dict) -> list[dict]:
                         "synset_sha256",
                     )
                 },
+                **({"sweep": cell["sweep"]} if cell.get("sweep") else {}),  # a sweep's values, for its figures
                 "reported": {
                     "metrics": cell["claimed"],
                     "eval_seeds": cell["eval_seeds"],

@@ -24,7 +24,7 @@ import pandas as pd
 from ..core.atomic import write_text_atomic
 from ..core.errors import FairbenchError
 from ..evaluation.metrics import HIGHER_IS_BETTER
-from ..report.plots import FORMATS, write_frame_plots
+from ..report.plots import FORMATS, write_frame_plots, write_sweep_plots
 from ..report.reported import reported_cells
 from ..report.tables import GROUP_COLUMNS, group_rows, pooled_columns, run_at
 from .entries import read_entries
@@ -76,16 +76,20 @@ def measured_frame(entries: list[dict]) -> pd.DataFrame:
     for (dataset, ipc, method, evaluator, protocol), (members, runs) in _pooled(entries).items():
         reported = [v for e in members for v in e["reported"]["metrics"]["acc"]["runs"]]
         submission = members[0].get("submission", {})
-        row = {
-            "dataset": dataset,
-            "ipc": ipc,
-            "method": method,
-            "evaluator": evaluator,
-            "protocol": protocol,
-            "reported acc": float(np.mean(reported)),
-            "runs": len(runs),
-            "source": source_label(submission),
-        } | pooled_columns(list(runs.values()))
+        row = (
+            {
+                "dataset": dataset,
+                "ipc": ipc,
+                "method": method,
+                "evaluator": evaluator,
+                "protocol": protocol,
+                "reported acc": float(np.mean(reported)),
+                "runs": len(runs),
+                "source": source_label(submission),
+            }
+            | (members[0].get("sweep") or {})
+            | pooled_columns(list(runs.values()))
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -143,6 +147,12 @@ def _tables(frame: pd.DataFrame, reported: list[dict]):
         yield dataset, ipc, table.sort_values("acc", ascending=False).reset_index(drop=True), papers
 
 
+def sweep_figures(plots: Path, dataset: str, ipc: int) -> list[Path]:
+    """The sweep figures of one (dataset, IPC) in ``plots`` (``sweep-<key>-<dataset>-ipc<ipc>...``)."""
+    found = [*plots.glob(f"sweep-*-{dataset}-ipc{ipc}.svg"), *plots.glob(f"sweep-*-{dataset}-ipc{ipc}-*.svg")]
+    return sorted(set(found))
+
+
 def markdown(frame: pd.DataFrame, reported: list[dict], plots: Path | None = None) -> str:
     """The README tables; each (dataset, IPC) with its trade-off plot, and its group bars where
     ``plots`` holds them."""
@@ -169,6 +179,8 @@ def markdown(frame: pd.DataFrame, reported: list[dict], plots: Path | None = Non
         lines += ["", f"![accuracy against DEO_A](plots/{dataset}-ipc{ipc}-tradeoff.svg)"]
         if plots is not None and (plots / f"{dataset}-ipc{ipc}-groups.svg").is_file():
             lines.append(f"![accuracy per group](plots/{dataset}-ipc{ipc}-groups.svg)")
+        if plots is not None:  # a sweep's figures, one per swept key
+            lines += [f"![{p.stem}](plots/{p.name})" for p in sweep_figures(plots, dataset, ipc)]
         lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -275,6 +287,7 @@ def render_leaderboard(root: str | Path) -> list[Path]:
         if stale.suffix[1:] in FORMATS:
             stale.unlink()
     written = write_frame_plots(frame, plots, measured_groups(entries))
+    written += write_sweep_plots(frame, plots)  # entries of a sweep (``sweep`` in an entry) get its figures
     for name, text in (
         ("README.md", markdown(frame, reported, plots)),
         ("leaderboard.tex", latex(frame, reported)),

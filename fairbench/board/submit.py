@@ -81,6 +81,7 @@ def manifest_cells(run_dir: Path, records: list[dict]) -> tuple[list[dict], dict
                 "claimed": claimed,
                 "eval_seeds": eval_seeds,
                 "provenance": first.get("provenance", {"source": "built-in"}),
+                **({"sweep": first["sweep"]} if first.get("sweep") else {}),
                 "measured_on": {
                     "device": first["device"],
                     "fairbench_version": first.get("fairbench_version"),

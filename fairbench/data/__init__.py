@@ -15,12 +15,20 @@ from pathlib import Path
 from ..core.errors import DataNotFoundError, FairbenchError
 from ..core.overrides import apply_overrides
 from ..core.registry import add_entry, entries, entry, source_of
-from . import bffhq, celeba, cifar, digits, utkface  # noqa: F401  (register their builders)
+from . import bffhq, celeba, cifar, digits, group_labels, utkface  # noqa: F401  (register their builders)
 from .builders import DATASET_BUILDERS
 from .dataset import DatasetSplits, GroupDataset
 from .download import fetch
 
-__all__ = ["DatasetSplits", "GroupDataset", "dataset_names", "dataset_params", "load_dataset", "register_dataset"]
+__all__ = [
+    "DatasetSplits",
+    "GroupDataset",
+    "dataset_names",
+    "dataset_params",
+    "dataset_settings",
+    "load_dataset",
+    "register_dataset",
+]
 
 _INTERVAL = re.compile(r"^\s*([\[(])\s*(-?inf|[-+\d.eE]+)\s*,\s*(-?inf|[-+\d.eE]+)\s*([\])])\s*$")
 
@@ -67,13 +75,34 @@ def _check_range(name: str, key: str, value, interval: str) -> None:
         raise FairbenchError(f"dataset '{name}': {key} must lie in {interval}, got {value}")
 
 
-def dataset_params(name: str, overrides: dict | None = None) -> dict:
-    """The user-settable parameters of a dataset entry with ``overrides`` applied and checked."""
+def _optional(spec: dict) -> dict:
+    """Parameters left out of the resolved ones at their default (so protocols that do not use
+    them keep their ids): every dataset's group-label keys and the entry's ``optional:`` ones."""
+    return {**group_labels.DEFAULTS, **(spec.get("optional") or {})}
+
+
+def dataset_settings(name: str) -> set[str]:
+    """Every ``dataset.KEY`` a dataset takes: its ``params``, its ``optional`` ones, the group-label keys."""
     spec = entry("datasets", name)
-    params = apply_overrides(f"dataset '{name}'", spec.get("params") or {}, overrides)
-    for key, interval in (spec.get("ranges") or {}).items():
-        if key in params:
-            _check_range(name, key, params[key], interval)
+    return set(spec.get("params") or {}) | set(_optional(spec))
+
+
+def dataset_params(name: str, overrides: dict | None = None) -> dict:
+    """The user-settable parameters of a dataset entry with ``overrides`` applied and checked; an
+    optional parameter (:func:`_optional`) appears only when it differs from its default."""
+    spec = entry("datasets", name)
+    own, optional = spec.get("params") or {}, _optional(spec)
+    merged = apply_overrides(f"dataset '{name}'", {**own, **optional}, overrides)
+    group_labels.check_policy(merged)
+    params = {k: v for k, v in merged.items() if k in own or v != optional[k]}
+    # settings that change nothing are left out too, so equal sets share one protocol
+    if not group_labels.active(params):
+        params = {k: v for k, v in params.items() if k not in group_labels.DEFAULTS}
+    elif params.get("group_known", 1.0) == 1:
+        params.pop("group_unknown", None)
+    for key, interval in {**group_labels.RANGES, **(spec.get("ranges") or {})}.items():
+        if key in merged:
+            _check_range(name, key, merged[key], interval)
     return params
 
 
@@ -89,15 +118,18 @@ def load_dataset(
     params = dataset_params(name, overrides)
     build = DATASET_BUILDERS.get(spec["builder"])
     root = Path(data_root).expanduser().absolute()
+    # the group-label keys act on the built split, not inside the builder
+    built = {k: v for k, v in params.items() if k not in group_labels.DEFAULTS}
     try:
-        splits = build(root, **(spec.get("fixed") or {}), **params)
+        splits = build(root, **(spec.get("fixed") or {}), **built)
     except DataNotFoundError:
         if not (download and spec.get("download")):
             raise
         fetch(spec["download"], root)
-        splits = build(root, **(spec.get("fixed") or {}), **params)
+        splits = build(root, **(spec.get("fixed") or {}), **built)
     splits.name = name
     splits.params = params
+    splits.train, splits.distiller_groups = group_labels.distiller_view(splits.train, params)
     for split in ("train", "test"):
         if len(getattr(splits, split)) == 0:
             settings = ", ".join(f"{k}={v}" for k, v in params.items())

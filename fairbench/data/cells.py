@@ -18,9 +18,11 @@ def rank_within(keys: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def cell_counts(labels: torch.Tensor, groups: torch.Tensor, num_classes: int, num_groups: int) -> torch.Tensor:
-    """Samples per (class, group) cell, shape (num_classes, num_groups)."""
-    cells = labels * num_groups + groups
-    return torch.bincount(cells, minlength=num_classes * num_groups).view(num_classes, num_groups)
+    """Samples per (class, group) cell, shape (num_classes, num_groups); a sample whose group is
+    unknown (negative) counts in no cell."""
+    size = num_classes * num_groups
+    cells = torch.where(groups >= 0, labels * num_groups + groups, size)
+    return torch.bincount(cells, minlength=size + 1)[:size].view(num_classes, num_groups)
 
 
 def balanced_subset(

@@ -3,6 +3,13 @@
 The group is the color mode. In training, classes 0-4 are mostly grayscale (a fraction ``rho``)
 and classes 5-9 mostly color, so color mode predicts the class; the test split holds every test
 image twice, once grayscale and once in color, so both groups are equally represented.
+
+``severity`` (0-5, COBRA's separation dial; :mod:`fairbench.data.corruptions`): at 0 the group-0
+images are grayscale; at k >= 1 they are COBRA's stack of k corruptions of the colour image, in
+the train split and in the test split's group-0 copies alike, at every ``rho``. COBRA's own code
+applies the stack only when its ratio is not 0.9 (at 0.9 it always grayscales, whatever the
+severity, and at another ratio its severity 0 leaves the colour image as it is): a quirk of the
+reference, not a design, which fairbench does not copy.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import torch
 from ..core.errors import FairbenchError
 from .builders import dataset_builder
 from .cells import rank_within
+from .corruptions import MAX_SEVERITY, corrupt
 from .dataset import DatasetSplits, GroupDataset
 from .files import require_file
 
@@ -99,9 +107,18 @@ def grayscale(images: torch.Tensor) -> torch.Tensor:
 
 
 @dataset_builder("cifar10_skewed")
-def cifar10_skewed(root: Path, rho: float, seed: int, mean: list[float], std: list[float]) -> DatasetSplits:
+def cifar10_skewed(
+    root: Path, rho: float, seed: int, mean: list[float], std: list[float], severity: int = 0
+) -> DatasetSplits:
     if not 0 < rho <= 1:
         raise FairbenchError(f"rho must lie in (0, 1], got {rho}")
+    if severity not in range(MAX_SEVERITY + 1):
+        raise FairbenchError(f"severity must be an integer 0-{MAX_SEVERITY}, got {severity!r}")
+    noise = torch.Generator().manual_seed(seed)  # the corruptions' noise: train split, then test
+
+    def group0(images: torch.Tensor) -> torch.Tensor:
+        return corrupt(images, severity, noise) if severity else grayscale(images)
+
     train_images, train_labels = read_split(root, TRAIN_BATCHES)
     test_images, test_labels = read_split(root, [TEST_BATCH])
 
@@ -112,7 +129,7 @@ def cifar10_skewed(root: Path, rho: float, seed: int, mean: list[float], std: li
     majority = rank_within(train_labels, generator) < torch.round(rho * per_class)[train_labels]
     train_groups = torch.where(majority == (train_labels < len(CLASSES) // 2), 0, 1)
     gray = train_groups == 0
-    train_images[gray] = grayscale(train_images[gray])
+    train_images[gray] = group0(train_images[gray])
 
     def split(images, labels, groups):
         return GroupDataset(
@@ -129,7 +146,7 @@ def cifar10_skewed(root: Path, rho: float, seed: int, mean: list[float], std: li
         name="",
         train=split(train_images, train_labels, train_groups),
         test=split(
-            torch.cat([grayscale(test_images), test_images]),
+            torch.cat([group0(test_images), test_images]),
             test_labels.repeat(2),
             torch.cat([torch.zeros_like(test_labels), torch.ones_like(test_labels)]),
         ),

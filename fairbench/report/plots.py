@@ -8,6 +8,9 @@ Every figure is written as PNG and SVG. Figures are built on matplotlib's object
   DEO_A) is drawn as a step line.
 - group accuracies: each group's test accuracy, one bar per row in each group, with the spread
   over evaluation runs: a fair set lifts the minority groups' bars, not only the mean.
+- sweeps: for each swept key (a column of a sweep's leaderboard), each metric against the swept
+  value, one line per method, error bars the spread over evaluation runs; a row that is the same
+  at every value (``dm`` under a sweep of ``distill.dm+cobra.warmup_epochs``) is a dashed level.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .tables import group_frame, leaderboard_frame
+from ..evaluation.metrics import METRICS
+from .tables import COLUMNS, group_frame, leaderboard_frame
 
 FORMATS = ("png", "svg")
 
@@ -134,9 +138,74 @@ def write_frame_plots(frame: pd.DataFrame, folder: Path, groups: pd.DataFrame | 
     return paths
 
 
+def sweep_columns(frame: pd.DataFrame) -> list[str]:
+    """The swept keys of a leaderboard frame: its columns that are not the table's own."""
+    own = set(COLUMNS) | {f"{m}_std" for m in METRICS}
+    return [c for c in frame.columns if c not in own and "." in c]
+
+
+def sweep_figure(frame: pd.DataFrame, key: str, title: str) -> Figure:
+    """Each metric of ``frame`` (one dataset, IPC and evaluator) against ``key``'s values."""
+    metrics = [m for m in METRICS if m in frame.columns]
+    cols = min(3, len(metrics))
+    rows = -(-len(metrics) // cols)
+    figure = Figure(figsize=(4.0 * cols, 3.2 * rows + 0.6))
+    axes = figure.subplots(rows, cols, squeeze=False).flatten()
+    values = list(dict.fromkeys(frame.loc[frame[key].notna(), key].tolist()))
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    values = sorted(values, key=float) if numeric else values
+    where = {v: float(v) if numeric else float(i) for i, v in enumerate(values)}  # categorical: in sweep order
+    for method, lines in frame.groupby("method", sort=False):
+        at = lines[lines[key].notna()].copy()
+        level = lines[lines[key].isna()]
+        at["_x"] = [where[v] for v in at[key]]
+        at = at.sort_values("_x")
+        for ax, metric in zip(axes, metrics):
+            if not at.empty:
+                ax.errorbar(at["_x"], at[metric], yerr=at.get(f"{metric}_std"), marker="o", capsize=3, label=method)
+            elif not level.empty and values:
+                ax.axhline(float(level[metric].mean()), ls="--", lw=1, color="gray", label=f"{method} (all values)")
+    for ax, metric in zip(axes, metrics):
+        ax.set_xlabel(key)
+        ax.set_ylabel(f"{metric} (%)")
+        ax.set_xticks(list(where.values()), [str(v) for v in values])
+        ax.grid(alpha=0.3)
+    for ax in axes[len(metrics) :]:
+        ax.set_axis_off()
+    axes[0].legend(fontsize=7, loc="best")
+    figure.suptitle(title)
+    return figure
+
+
+def write_sweep_plots(frame: pd.DataFrame, folder: Path) -> list[Path]:
+    """``folder/sweep-<key>-<dataset>-ipc<ipc>``: the sweep figure of each swept key of ``frame``
+    (a leaderboard frame with every metric's spread), per (dataset, IPC, evaluator)."""
+    paths = []
+    for key in sweep_columns(frame):
+        tables = list(frame.groupby(["dataset", "ipc", "evaluator"], sort=False))
+        for (dataset, ipc, evaluator), table in tables:
+            if table[key].notna().any():
+                # one figure per value of the other swept keys; a row the same at every value of
+                # one of them (None there) belongs to each of its figures
+                others = [k for k in sweep_columns(frame) if k != key and table[k].notna().any()]
+                combos = table[others].dropna().drop_duplicates().itertuples(index=False) if others else [()]
+                for fixed in combos:
+                    part = table
+                    for k, v in zip(others, fixed):
+                        part = part[(part[k] == v) | part[k].isna()]
+                    suffix = "".join(f"-{k}={v}" for k, v in zip(others, fixed))
+                    where = f"{dataset}, IPC {ipc}, {evaluator}" + "".join(f", {k}={v}" for k, v in zip(others, fixed))
+                    name = f"sweep-{key}-{dataset}-ipc{ipc}" + (f"-{evaluator}" if len(tables) > 1 else "") + suffix
+                    paths += save(sweep_figure(part, key, f"{where}: against {key}"), Path(folder) / name)
+    return paths
+
+
 def write_run_plots(out: str | Path, records: list[dict]) -> list[Path]:
-    """``out/plots/``: the figures of a run folder, beside its tables (``fairbench run`` calls it)."""
-    return write_frame_plots(leaderboard_frame(records), Path(out) / "plots", group_frame(records))
+    """``out/plots/``: the figures of a run folder, beside its tables (``fairbench run`` calls it),
+    and a sweep figure per swept key."""
+    folder = Path(out) / "plots"
+    paths = write_frame_plots(leaderboard_frame(records), folder, group_frame(records))
+    return paths + write_sweep_plots(leaderboard_frame(records, every_std=True), folder)
 
 
 def synset_figure(images: np.ndarray, labels: np.ndarray, class_names: list[str], makeup: list[str]) -> Figure:

@@ -162,14 +162,28 @@ def pooled_columns(runs: list[dict]) -> dict:
     return columns
 
 
-def leaderboard_frame(records: list[dict]) -> pd.DataFrame:
+def swept_keys(records: list[dict]) -> list[str]:
+    """The swept settings of a run's records (``record["sweep"]``), in the order they were swept."""
+    return list(dict.fromkeys(key for record in records for key in record.get("sweep") or {}))
+
+
+def sweep_values_of(members: list[dict], keys: list[str]) -> dict:
+    """A row's value of each swept key (None where its cells are the same at several values)."""
+    point = members[0].get("sweep") or {}
+    return {key: point.get(key) for key in keys}
+
+
+def leaderboard_frame(records: list[dict], *, every_std: bool = False) -> pd.DataFrame:
+    """One row per :data:`KEYS`; a sweep's keys (``record["sweep"]``) are columns after them.
+    ``every_std`` keeps every metric's spread (the sweep figures' error bars), not only the table's."""
     records = [r for r in records if r.get("status") == "ok"]
+    swept = swept_keys(records)
     overheads = _overheads(records)
     timings = _timings(records)
     out_rows = []
     for key, members in _rows(records).items():
         pooled = [run for runs in unique_runs(members).values() for run in runs.values()]
-        out = dict(zip(KEYS, key)) | pooled_columns(pooled)
+        out = dict(zip(KEYS, key)) | sweep_values_of(members, swept) | pooled_columns(pooled)
         sets = {(out["protocol"], r["seed"]) for r in members}
         timed = [timings[s] for s in sets if s in timings]
         device = Counter(t[0] for t in timed).most_common(1)[0][0] if timed else None
@@ -180,8 +194,11 @@ def leaderboard_frame(records: list[dict]) -> pd.DataFrame:
         out["runs"] = len(pooled)
         out["set_protocol"] = set_protocol(members[0])
         out_rows.append(out)
+    columns = KEYS + swept + COLUMNS[len(KEYS) :]
+    if every_std:
+        columns += [f"{m}_std" for m in METRICS if f"{m}_std" not in columns]
     frame = pd.DataFrame(out_rows)
-    return frame.reindex(columns=COLUMNS) if out_rows else pd.DataFrame(columns=COLUMNS)
+    return frame.reindex(columns=columns) if out_rows else pd.DataFrame(columns=columns)
 
 
 def group_rows(row: dict, sources: list[dict], runs: list[dict]) -> list[dict]:

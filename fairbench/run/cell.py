@@ -153,6 +153,7 @@ def _record(cell: Cell, spec: dict, device: torch.device, config: dict, **outcom
         "protocol_id": protocol_id(resolved),
         "protocol": protocol_of(resolved),
         "provenance": method_provenance(cell.method),
+        **({"sweep": cell.sweep} if cell.sweep else {}),
         # the run config as the user gave it (the driver's cells carry absolute paths)
         "run_config": config.get("run_config") or {k: v for k, v in config.items() if k != "out"},
         **outcome,
@@ -230,6 +231,8 @@ def run_cell(cell: Cell, config: dict) -> list[dict]:
 
 def _run_cell(cell: Cell, config: dict, device: torch.device, splits: DatasetSplits) -> list[dict]:
     syn, stats, synset = _distill(cell, splits, device, config)
+    # what the distiller saw of the groups, where it is not the truth (group_noise, group_known)
+    seen = {"distiller_groups": splits.distiller_groups} if splits.distiller_groups else {}
     records = []
     for spec in cell.evaluators:
         eval_seeds = [1000 * cell.seed + j for j in range(config["num_eval"])]
@@ -252,6 +255,7 @@ def _run_cell(cell: Cell, config: dict, device: torch.device, splits: DatasetSpl
                 eval_s=time.perf_counter() - start,
                 eval_path=evaluation.path,
                 eval_path_reason=evaluation.reason,
+                **seen,
             )
         )
     return records

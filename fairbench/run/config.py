@@ -26,6 +26,7 @@ from ..core.paths import suites_dir
 from ..core.registry import include_dirs, read_yaml
 from .plugins import activate
 from .settings import RUNNER_DEFAULTS, check_runner_settings
+from .sweep import check_sweep, multirun_overrides
 
 DEFAULT_SUITE = "quickstart"
 SEED_LIMIT = 2**32
@@ -53,6 +54,10 @@ RUN_KEYS: dict[str, tuple[object, str]] = {
     "models": ({}, "per-evaluator model settings, e.g. models.convnet.width=64"),
     "metrics": ({}, "metric conventions, e.g. metrics.undefined=skip (default zero, the reference's)"),
     "cell_timeout": (None, "seconds one cell may run before it is recorded failed and the suite goes on"),
+    "sweep": (
+        {},
+        "settings swept as a product, one protocol each: fairbench run -m dataset.rho=0.8,0.9 (docs/ablations.md)",
+    ),
     "launcher": (RUNNER_DEFAULTS["launcher"], "where cells run: local, ray or slurm (docs/launchers.md)"),
     "resume": (RUNNER_DEFAULTS["resume"], "which finished records of out a rerun reuses: same-version, always, never"),
     "ray": (RUNNER_DEFAULTS["ray"], "launcher=ray settings, e.g. ray.address=auto ray.gpus_per_cell=0.25"),
@@ -180,6 +185,9 @@ def validate(config: dict) -> dict:
     check_runner_settings(config)
     # under ray/slurm the cells run on other machines: their device is checked there (run_cell)
     check_device(config["device"], here=config["launcher"] == "local")
+    config["sweep"] = check_sweep(config.get("sweep"))
+    if not config["sweep"]:  # a run without a sweep records the configuration it always did
+        del config["sweep"]
     return config
 
 
@@ -217,16 +225,31 @@ def data_settings(command: str, args: list[str]) -> tuple[str, bool, dict]:
     )
     if not isinstance(settings["download"], bool):
         raise FairbenchError(f"download must be true or false, got {settings['download']!r}")
-    params = {k: v for k, v in settings.items() if k not in DATA_KEYS}
+    params = {k: v for k, v in settings.items() if k not in DATA_KEYS and k != "dataset"}
+    nested = settings.get("dataset", {})  # dataset.KEY=VALUE, as a run spells it
+    if isinstance(nested, dict):
+        params |= nested
+    elif "dataset" in settings:
+        raise FairbenchError(f"dataset takes key=value settings (dataset.KEY=VALUE), got {nested!r}")
     return str(settings["data_root"]), settings["download"], params
 
 
-def resolve_run_config(args: list[str]) -> dict:
-    """The full, checked run configuration for ``fairbench run ARGS``."""
+def resolve_run_config(args: list[str], multirun: bool = False) -> dict:
+    """The full, checked run configuration for ``fairbench run ARGS``; with ``multirun`` (``-m``),
+    comma lists and ``range(...)`` values are swept (:mod:`fairbench.run.sweep`)."""
     suite_name, dotlist = parse_overrides(args)
     suite_name = suite_name or DEFAULT_SUITE
+    swept: dict = {}
+    if multirun:
+        dotlist, swept = multirun_overrides(dotlist)
     activate_plugins(merge_settings(dotlist=dotlist))
     suite = load_suite(suite_name)
     activate_plugins(suite)
-    config = merge_settings(RUN_DEFAULTS, suite, dotlist=dotlist)
+    config = merge_settings(RUN_DEFAULTS, {k: v for k, v in suite.items() if k != "sweep"}, dotlist=dotlist)
+    # the suite's sweep, less the keys the command line sets or sweeps itself
+    given = {arg.partition("=")[0] for arg in dotlist}
+    suite_sweep = suite.get("sweep") or {}
+    if isinstance(suite_sweep, dict):
+        suite_sweep = {k: v for k, v in suite_sweep.items() if k not in given and k not in swept}
+    config["sweep"] = suite_sweep if not swept else {**(suite_sweep or {}), **swept}
     return validate(config) | {"suite": suite_name}

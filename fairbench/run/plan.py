@@ -8,16 +8,16 @@ data is loaded, before any distillation, and by ``--dry-run`` where the data is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import yaml
 from tabulate import tabulate
 
 from ..core.errors import FairbenchError, unknown_choice
 from ..core.overrides import check_known
-from ..core.protocol import protocol_id, protocol_of
-from ..core.registry import entry
-from ..data import dataset_names, dataset_params
+from ..core.protocol import digest, protocol_id, protocol_of
+from ..data import dataset_names, dataset_params, dataset_settings
+from ..data.group_labels import DEFAULTS as GROUP_LABEL_DEFAULTS
 from ..distill import (
     build_distiller,
     check_method_hparams,
@@ -28,7 +28,9 @@ from ..distill import (
 )
 from ..distill.provenance import method_provenance
 from ..evaluation.evaluate import check_evaluator, evaluator_spec
+from .sweep import describe_point, sweep_points, with_point
 
+GROUP_LABEL_KEYS = set(GROUP_LABEL_DEFAULTS)
 # evaluator training settings that must be positive numbers (eval.KEY=VALUE)
 _POSITIVE_TRAIN = ("epochs", "batch_size", "lr")
 _NOT_NEGATIVE_TRAIN = ("momentum", "weight_decay")
@@ -44,14 +46,18 @@ class Cell:
     seed: int
     net: dict | None  # the evaluator spec whose model the distiller builds, if it trains one
     evaluators: list[dict]
+    # the swept settings of this cell's combination (None: the cell is the same at several values)
+    sweep: dict = field(default_factory=dict)
 
     @property
     def label(self) -> str:
-        return f"{self.dataset} ipc={self.ipc} {self.method} seed={self.seed}"
+        point = describe_point(self.sweep)
+        swept = f" [{point}]" if point else ""
+        return f"{self.dataset} ipc={self.ipc} {self.method} seed={self.seed}{swept}"
 
 
 def _dataset_overrides(name: str, overrides: dict) -> dict:
-    own = entry("datasets", name).get("params") or {}
+    own = dataset_settings(name)
     return dataset_params(name, {k: v for k, v in overrides.items() if k in own})
 
 
@@ -65,12 +71,33 @@ def _check_training(spec: dict) -> None:
 
 
 def make_plan(config: dict) -> list[Cell]:
+    """Every cell of the run; with a sweep, the cells of each combination in turn. A cell that
+    comes out the same at several values of a swept key (``dm`` under a sweep of
+    ``distill.dm+cobra.warmup_epochs``) runs once, its value of that key left None."""
+    sweep = config.get("sweep") or {}
+    if not sweep:
+        return _grid(config)
+    cells: dict[str, Cell] = {}
+    for point in sweep_points(sweep):
+        try:
+            found = _grid(with_point(config, point))
+        except FairbenchError as error:
+            raise FairbenchError(f"sweep {describe_point(point)}: {error}") from None
+        for cell in found:
+            key = digest({**cell.__dict__, "sweep": None})
+            if key in cells:
+                seen = cells[key].sweep
+                cells[key] = replace(cells[key], sweep={k: v if v == point[k] else None for k, v in seen.items()})
+            else:
+                cells[key] = replace(cell, sweep=dict(point))
+    return list(cells.values())
+
+
+def _grid(config: dict) -> list[Cell]:
     for name in config["datasets"]:
         if name not in dataset_names():
             raise unknown_choice("dataset", name, dataset_names())
-    check_known(
-        "dataset", config["dataset"], set().union(*(entry("datasets", d).get("params") or {} for d in dataset_names()))
-    )
+    check_known("dataset", config["dataset"], set().union(*(dataset_settings(d) for d in dataset_names())))
     for method_id in config["methods"]:
         parse_method(method_id)
     check_overrides(config["distill"])
@@ -89,12 +116,18 @@ def make_plan(config: dict) -> list[Cell]:
         params = _dataset_overrides(dataset, config["dataset"])
         for ipc in config["ipc"]:
             for method_id in config["methods"]:
+                # a method without a variant never reads the groups: the group-label knobs are not
+                # part of its protocol (dm runs once under a sweep of dataset.group_noise)
+                if parse_method(method_id)[1] == "vanilla":
+                    params_here = {k: v for k, v in params.items() if k not in GROUP_LABEL_KEYS}
+                else:
+                    params_here = params
                 hparams = method_hparams(method_id, dataset, ipc, config["distill"])
                 check_method_hparams(method_id, ipc, hparams, config["distill"])
                 net = hparams.get("net")
                 net_spec = evaluator_spec(net, {}, config["models"].get(net)) if net else None
                 for seed in config["seeds"]:
-                    cells.append(Cell(dataset, params, method_id, hparams, ipc, seed, net_spec, evaluators))
+                    cells.append(Cell(dataset, params_here, method_id, hparams, ipc, seed, net_spec, evaluators))
     return cells
 
 
@@ -148,13 +181,15 @@ def _changed(section: str, ours: dict, registry: dict) -> list[str]:
 def protocol_deviations(config: dict, cells: list[Cell]) -> list[str]:
     """Every setting in which the run's cells differ from the registry's protocol for the same grid:
     what the suite file and the overrides changed (cut budgets, a narrower network, ...)."""
-    untouched = {**config, **{key: {} for key in ("dataset", "distill", "eval", "models", "metrics")}}
+    untouched = {**config, **{key: {} for key in ("dataset", "distill", "eval", "models", "metrics")}, "sweep": {}}
     try:
         reference = make_plan(untouched)
     except FairbenchError:  # the registry alone cannot serve this grid (an IPC outside a method's table)
         return [f"{key}: {config[key]}" for key in ("dataset", "distill", "eval", "models", "metrics") if config[key]]
     lines: list[str] = []
-    for ours, theirs in zip(cells, reference):
+    by_cell = {(c.dataset, c.ipc, c.method, c.seed): c for c in reference}
+    for ours in cells:
+        theirs = by_cell[(ours.dataset, ours.ipc, ours.method, ours.seed)]
         found = _changed(f"dataset {ours.dataset}", ours.dataset_params, theirs.dataset_params)
         defaults = {k: v["default"] for k, v in method_options(ours.method).items()}
         found += _changed(f"distill {ours.method}", {**defaults, **ours.hparams}, {**defaults, **theirs.hparams})
@@ -170,6 +205,8 @@ def describe_plan(config: dict, cells: list[Cell]) -> str:
     (cell, evaluator)'s full resolved protocol with its id."""
     deviations = protocol_deviations(config, cells)
     header = [f"suite {config['suite']}: {len(cells)} cells"]
+    if config.get("sweep"):
+        header.append("sweep: " + "; ".join(f"{k} in {v}" for k, v in config["sweep"].items()))
     header += (
         ["differs from the registry's protocol in:"] + [f"  {line}" for line in deviations]
         if deviations
@@ -183,12 +220,14 @@ def describe_plan(config: dict, cells: list[Cell]) -> str:
                 f"{cell.label} x {spec['name']}: protocol {protocol_id(resolved)}\n  "
                 + yaml.safe_dump(protocol_of(resolved), default_flow_style=True, width=10**6).strip()
             )
+    swept = list(config.get("sweep") or {})
     rows = [
         [
             c.dataset,
             c.ipc,
             c.method,
             c.seed,
+            *("-" if c.sweep.get(key) is None else c.sweep[key] for key in swept),
             c.hparams.get("iterations", "-"),
             ", ".join(f"{e['name']}({e['train']['epochs']} ep)" for e in c.evaluators),
             config["num_eval"],
@@ -197,6 +236,6 @@ def describe_plan(config: dict, cells: list[Cell]) -> str:
         for c in cells
     ]
     table = tabulate(
-        rows, headers=["dataset", "ipc", "method", "seed", "iterations", "evaluators", "num_eval", "provenance"]
+        rows, headers=["dataset", "ipc", "method", "seed", *swept, "iterations", "evaluators", "num_eval", "provenance"]
     )
     return "\n".join(header) + f"\n\n{table}\n\nresolved protocols:\n" + "\n".join(protocols)

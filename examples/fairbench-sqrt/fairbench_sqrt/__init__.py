@@ -13,15 +13,16 @@ from fairbench import MatchingTerms
 @fairbench.register_variant("sqrt", kind="mean")
 def sqrt_weights(labels, groups, num_classes, num_groups) -> MatchingTerms:
     """Within a class, sample weights ∝ 1/sqrt(n_cg): a group's share grows as the root of its size"""
-    cell = labels * num_groups + groups
-    cell_count = torch.bincount(cell, minlength=num_classes * num_groups).double()
-    raw = cell_count[cell].rsqrt()
+    known = groups >= 0  # an unknown group (-1) feeds no group term: weight 0
+    size = num_classes * num_groups
+    cell = labels * num_groups + groups.clamp(min=0)
+    cell_count = torch.bincount(torch.where(known, cell, size), minlength=size + 1)[:size].double()
+    raw = torch.where(known, cell_count[cell].clamp(min=1).rsqrt(), 0.0)
     class_total = torch.zeros(num_classes, dtype=raw.dtype, device=raw.device).index_add_(0, labels, raw)
-    class_count = torch.bincount(labels, minlength=num_classes)
     return MatchingTerms(
         term=labels,
-        weight=(raw / class_total[labels]).float(),
-        active=(class_count > 0).unsqueeze(1),
+        weight=(raw / class_total[labels].clamp(min=1e-12)).float(),
+        active=(class_total > 0).unsqueeze(1),
         terms_per_class=1,
     )
 
