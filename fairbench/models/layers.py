@@ -5,7 +5,6 @@ features → linear head shape that distillers rely on (``embed`` is what DM and
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 NORMS = ("instance", "batch", "none")
@@ -21,27 +20,6 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"unknown norm {kind!r}; choose from {', '.join(NORMS)}")
-
-
-class AvgPool2x2(nn.AvgPool2d):
-    """2x2 average pooling, stride 2, computed in channels-last layout on the CPU.
-
-    PyTorch's CPU kernel for a contiguous (NCHW) input walks each feature map with strided scalar
-    reads; in channels-last it adds whole rows of channels at once. Each output is still the four
-    inputs summed in the same order and divided by 4, so the values (and gradients) are the same
-    bit for bit; the result is made contiguous again, as the next convolution's rounding depends
-    on its input's layout. Measured in docs/speed.md.
-    """
-
-    def __init__(self):
-        super().__init__(2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu" or x.dim() != 4 or not x.is_contiguous():
-            return super().forward(x)
-        # a permuted copy, not contiguous(memory_format=...), which vmap (the ensembles) refuses
-        channels_last = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
-        return F.avg_pool2d(channels_last, 2).contiguous()
 
 
 def stem_padding(image_size: int, kernel_size: int) -> int:
