@@ -21,6 +21,8 @@ check() {
 
 check dm_batched_g10 "$python" benchmarks/dm_batched_vs_loop.py --device "$device" --groups 10
 check dm_batched_g2 "$python" benchmarks/dm_batched_vs_loop.py --device "$device" --groups 2
+check dm_vs_reference "$python" benchmarks/dm_vs_reference.py --device "$device" --threads 16
+check op_counts "$python" benchmarks/op_counts.py
 check wbary_vs_dm "$python" benchmarks/wbary_vs_dm.py --device "$device"
 check ensemble "$python" benchmarks/ensemble_speed.py --device "$device" --ipc 10 50 --num-eval 5
 check overhead "$python" -m fairbench bench overhead device="$device"
