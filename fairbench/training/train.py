@@ -117,8 +117,10 @@ def fit(
     n = len(images)
     for ep in progress(range(len(rates)), desc=f"train evaluator{'s' if len(rngs) > 1 else ''}"):
         if optimizer is None or (rates[ep] != rates[ep - 1] and not keeps_momentum):
+            # foreach: one multi-tensor update for all parameters (one launch on a GPU, not one per
+            # parameter), the same elementwise arithmetic as the per-parameter loop, bit for bit
             optimizer = torch.optim.SGD(
-                learner.parameters(), lr=rates[ep], momentum=momentum, weight_decay=weight_decay
+                learner.parameters(), lr=rates[ep], momentum=momentum, weight_decay=weight_decay, foreach=True
             )
         for group in optimizer.param_groups:
             group["lr"] = rates[ep]

@@ -1,0 +1,86 @@
+"""aten operations per DM iteration, counted with torch.profiler: what a GPU step launches.
+
+On a GPU a DM step is little arithmetic in many launches, so the number of operations per
+iteration bounds its speed. Counted on the CPU at sizes small enough that nothing is tiled (a
+GPU runs every batch in one call), in the second iteration of a run of two, so set-up is not
+counted (the divergence check at the run's end is: one operation). ``top-level`` counts the operations Python dispatches (each
+at least one kernel launch on a GPU, save views); ``launching`` leaves out the views and other
+metadata operations of ``VIEWS``, which launch nothing; ``all`` also counts the operations they
+call inside. ``benchmarks/op_counts.json`` holds the committed counts that
+``tests/test_op_counts.py`` guards (``--write`` refreshes it).
+
+    python benchmarks/op_counts.py            # the table in docs/speed.md
+    python benchmarks/op_counts.py --write    # refresh benchmarks/op_counts.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from fairbench.distill import DistillContext, build_distiller, method_hparams
+from fairbench.models import build_model
+from fairbench.run.bench import synthetic_dataset
+
+BASELINE = Path(__file__).with_name("op_counts.json")
+VIEWS = frozenset(
+    "aten::" + name
+    for name in (
+        "alias as_strided detach expand flatten lift_fresh narrow permute reshape select slice split squeeze t "
+        "transpose unbind unflatten unsqueeze view view_as _unsafe_view _reshape_alias empty empty_like "
+        "empty_strided"
+    ).split()
+)
+METHODS = ("dm", "dm+fairdd", "dm+cobra", "dm+wbary")
+# small enough that the real batch (classes x real_batch) is one call, as on a GPU
+SIZES = {"classes": 2, "groups": 2, "ipc": 2, "real_batch": 8, "image_size": 16, "width": 8}
+
+
+def op_counts(method: str, seed: int = 0) -> dict[str, int]:
+    """aten operations of the second iteration of a 2-iteration run of ``method``: top-level,
+    launching (top-level, views left out) and all (nested included)."""
+    torch.manual_seed(seed)
+    s = SIZES
+    train = synthetic_dataset(s["classes"], s["groups"], s["real_batch"] + 4, s["image_size"], torch.device("cpu"))
+    hp = {**method_hparams(method, "", s["ipc"]), "iterations": 2, "real_batch": s["real_batch"]}
+    prof = profile(activities=[ProfilerActivity.CPU])
+
+    def profile_second(iterations, **_):
+        for it in iterations:
+            if it == 1:
+                prof.start()
+            yield it
+        prof.stop()
+
+    def make_net():
+        return build_model("convnet", 3, s["classes"], s["image_size"], width=s["width"])
+
+    ctx = DistillContext(device=torch.device("cpu"), make_net=make_net, progress=profile_second)
+    build_distiller(method, hp).distill(train, s["ipc"], ctx)
+    events = [e for e in prof.events() if e.name.startswith("aten::")]
+    top = [e for e in events if e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::")]
+    return {"top_level": len(top), "launching": sum(e.name not in VIEWS for e in top), "all": len(events)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--write", action="store_true", help=f"write the counts to {BASELINE.name}")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    counts = {method: op_counts(method) for method in args.methods}
+    if args.write:
+        BASELINE.write_text(json.dumps(counts, indent=1) + "\n")
+    print(f"sizes: {SIZES}")
+    print("| method | top-level aten ops / iteration | launching | all, nested included |")
+    print("|---|---|---|---|")
+    for method, c in counts.items():
+        print(f"| {method} | {c['top_level']} | {c['launching']} | {c['all']} |")
+
+
+if __name__ == "__main__":
+    main()
