@@ -207,7 +207,7 @@ class Verifier:
             "protocol_id": cell["protocol_id"],
             "claimed": cell["claimed"],
         }
-        reasons = _protocol_reasons(cell) + _claim_reasons(cell)
+        reasons = _protocol_reasons(cell) + _claim_reasons(cell, self.settings["metrics"])
         if loaded is None:
             reasons.append("not re-evaluated: its synthetic set failed its checks")
         if reasons:
@@ -318,10 +318,14 @@ def _protocol_reasons(cell: dict) -> list[str]:
     return reasons
 
 
-def _claim_reasons(cell: dict) -> list[str]:
+def _claim_reasons(cell: dict, checked: list[str]) -> list[str]:
+    """Each claimed metric must be consistent; the ``checked`` ones must be claimed (a bundle older
+    than a metric does not claim it, and an unchecked metric it lacks is absent)."""
     reasons = []
     for metric in METRICS:
         claim = cell["claimed"].get(metric)
+        if claim is None and metric not in checked:
+            continue
         if not isinstance(claim, dict) or not claim.get("runs"):
             reasons.append(f"claims no runs of {metric}")
             continue
