@@ -246,9 +246,11 @@ def page(frame: pd.DataFrame, reported: list[dict], plots: Path) -> str:
     """A self-contained HTML page: sortable tables (click a header), the plots inlined."""
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>fairbench leaderboard</title><style>",
-        "body{font-family:sans-serif;max-width:70em;margin:auto;padding:1em}table{border-collapse:collapse}"
-        "th,td{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:right}th{cursor:pointer;"
-        "background:#f4f4f4}td:nth-child(-n+3){text-align:left}img{max-width:48%}",
+        "body{font-family:sans-serif;max-width:90em;margin:auto;padding:1em}table{border-collapse:collapse;"
+        "font-size:.85em}th,td{padding:.25em .5em;border-bottom:1px solid #ddd;text-align:right;"
+        "white-space:nowrap}th{cursor:pointer;background:#f4f4f4;white-space:normal}"
+        "td:nth-child(-n+3){text-align:left}div.scroll{overflow-x:auto}img.tradeoff{width:45%}"
+        "img.groups{width:100%}.caption{font-size:.9em;color:#444}",
         "</style></head><body><h1>fairbench leaderboard</h1>",
         "<p>fairbench's own measurements of verified submissions, each mean ± the half-width of its 95% "
         "interval; rows the runs do not separate from the best share its rank, and bold marks every row of a "
@@ -257,19 +259,19 @@ def page(frame: pd.DataFrame, reported: list[dict], plots: Path) -> str:
     for dataset, ipc, table, papers in _tables(frame, reported):
         parts.append(
             f"<h2>{html.escape(dataset)}, IPC {ipc}</h2><p class='caption'>{html.escape(CAPTION)}.</p>"
-            "<table class='board'><thead><tr>"
+            "<div class='scroll'><table class='board'><thead><tr>"
         )
         parts += [f"<th>{html.escape(c)}</th>" for c in TABLE_COLUMNS]
         parts.append("</tr></thead><tbody>")
         for row in table_rows(table, papers, lambda t: f"\x00{t}\x01"):
             cells = (html.escape(c).replace("\x00", "<b>").replace("\x01", "</b>") for c in row)
             parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        parts.append("</tbody></table><p>")
+        parts.append("</tbody></table></div><p>")
         for kind in ("tradeoff", "groups"):
             png = plots / f"{dataset}-ipc{ipc}-{kind}.png"
             if png.is_file():
                 data = base64.b64encode(png.read_bytes()).decode()
-                parts.append(f"<img alt='{kind}' src='data:image/png;base64,{data}'>")
+                parts.append(f"<img class='{kind}' alt='{kind}' src='data:image/png;base64,{data}'>")
         parts.append("</p>")
     parts.append(f"<script>{_SORT_SCRIPT}</script></body></html>")
     return "\n".join(parts) + "\n"

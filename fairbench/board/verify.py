@@ -32,7 +32,8 @@ seed that is recorded (``seed=N`` replays a draw). The checks, each a reason whe
   the fresh runs and move a step in the claimed ones. The floor (default 2.0 points) covers
   metrics with no spread at all. A claim of few runs is thus checked loosely, and says so:
   the tolerance is printed beside every comparison;
-- test contact: no synthetic image sits on a test image (:mod:`fairbench.board.contact`).
+- test contact: no synthetic image sits much nearer a test image than any training image
+  (:mod:`fairbench.board.contact`, the data-copying test).
 
 The result is a JSON-able dict, which ``fairbench leaderboard add`` stores with the entry.
 """
@@ -60,7 +61,7 @@ from ..evaluation.evaluate import evaluate_synthetic
 from ..evaluation.metrics import METRICS, MIN_EFFECT, group_acc_runs, summarize_runs
 from ..run.config import merge_settings
 from .bundle import open_bundle, sha256
-from .contact import FEATURE_EPS, PIXEL_EPS, ContactIndex
+from .contact import RATIO_EPS, ContactIndex
 
 VERIFY_DEFAULTS = {
     "device": "auto",
@@ -74,8 +75,7 @@ VERIFY_DEFAULTS = {
     "floor": 2.0,
     "min_std": 3.0,  # the tolerance (module docstring)
     "range_margin": 10.0,
-    "pixel_eps": PIXEL_EPS,
-    "feature_eps": FEATURE_EPS,
+    "contact_ratio": RATIO_EPS,  # flag an image nearer the test split than this times its train distance
 }
 
 
@@ -94,7 +94,7 @@ def verify_settings(args: list[str]) -> dict:
             f"num_eval must be an integer of at least 3 (the tolerance rests on the fresh runs' "
             f"spread; 10 is the default), got {settings['num_eval']!r}"
         )
-    for key in ("z", "floor", "min_std", "range_margin", "pixel_eps", "feature_eps"):
+    for key in ("z", "floor", "min_std", "range_margin", "contact_ratio"):
         if not isinstance(settings[key], (int, float)) or settings[key] < 0:
             raise FairbenchError(f"{key} must be a non-negative number, got {settings[key]!r}")
     return settings
@@ -182,15 +182,14 @@ class Verifier:
         checked = {"images": list(syn.images.shape), "extras": syn.extras}
         if not reasons:
             contact = self.contact_index(cell["dataset"], cell["dataset_params"]).contact(
-                syn.images, self.settings["pixel_eps"], self.settings["feature_eps"]
+                syn.images, self.settings["contact_ratio"]
             )
             checked["contact"] = contact.as_dict()
             if contact.flagged:
                 reasons.append(
-                    f"test-set contact: {contact.pixel_count} of {contact.images} images sit on test images in "
-                    f"pixel space (nearest test RMS distance {contact.pixel_min_test:.4f}, threshold "
-                    f"{self.settings['pixel_eps']}), {contact.feature_count} in feature space (nearest test cosine "
-                    f"distance {contact.feature_min_test:.2e}, threshold {self.settings['feature_eps']})"
+                    f"test-set contact: {contact.count} of {contact.images} images sit nearer a test image than "
+                    f"{contact.ratio_eps} times their nearest training image (distance ratio test/train: "
+                    f"smallest {contact.min_ratio:.3f}, median {contact.median_ratio:.3f})"
                 )
         checked["reasons"] = reasons
         return checked, (syn, splits) if not reasons else None
