@@ -108,12 +108,18 @@ def test_perfect_predictions_have_no_gap():
     y = rng.integers(0, 5, 200)
     g = rng.integers(0, 3, 200)
     m = group_fairness(y, y, g, 5, 3)
+    # demographic parity is not a gap of errors: a perfect model inherits the groups' base rates
+    base_rates = np.array([[np.mean(y[g == k] == c) for k in range(3)] for c in range(5)])
+    parity = 100 * (base_rates.max(1) - base_rates.min(1))
+    assert m.pop("dp_max") == pytest.approx(parity.max()) and m.pop("dp_mean") == pytest.approx(parity.mean())
     assert m == {
         "acc": 100.0,
         "deo_max": 0.0,
         "deo_mean": 0.0,
         "suff_max": 0.0,
         "suff_mean": 0.0,
+        "eo_max": 0.0,
+        "eo_mean": 0.0,
         "worst_group_acc": 100.0,
         "group_acc": [100.0, 100.0, 100.0],
     }

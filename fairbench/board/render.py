@@ -2,9 +2,13 @@
 
 One table per (dataset, IPC). A row is a (method, evaluator, protocol) of the verified entries,
 showing what fairbench *measured* (every evaluation run of every distillation seed, each once),
-beside what the submitter reported (``reported acc``). In each column the best measured value is
-marked (bold), using the metric's direction: ``acc`` and ``worst_group_acc`` higher is better,
-the gaps (``deo_*``, ``suff_*``) lower.
+beside what the submitter reported (``reported acc``). Each mean carries the half-width of its 95%
+interval. Each shown metric is ranked in tiers (:mod:`fairbench.report.ranks`: rows a Holm-corrected
+Welch test over evaluation runs does not separate from the best share its rank), using the metric's
+direction (``acc`` and ``worst_group_acc`` higher is better, the gaps lower); the headline metrics
+get a rank column, and bold marks every row of a column's first tier. Where a row pools several
+distillation seeds, ``acc sd seeds / eval`` shows the spread across seeds apart from that of
+evaluation runs on one set. Entries older than a metric show it blank and are not ranked on it.
 
 Published numbers from papers appear as extra rows, marked ``reported``, where fairbench measured
 the same (dataset, IPC, method); they never take part in the best-value marking. They come from
@@ -23,15 +27,19 @@ import pandas as pd
 
 from ..core.atomic import write_text_atomic
 from ..core.errors import FairbenchError
-from ..evaluation.metrics import HIGHER_IS_BETTER
 from ..report.plots import FORMATS, write_frame_plots, write_sweep_plots
+from ..report.ranks import HEADLINE, INTERVAL, TEST
 from ..report.reported import reported_cells
-from ..report.tables import GROUP_COLUMNS, group_rows, pooled_columns, run_at
+from ..report.tables import GROUP_COLUMNS, add_ranks, group_rows, metric_runs, pooled_columns, run_at
 from .entries import read_entries
 from .manifest import MAX_NAME
 
-SHOWN = ["acc", "deo_max", "deo_mean", "worst_group_acc"]
-TABLE_COLUMNS = ["method", "evaluator", "protocol", *SHOWN, "reported acc", "runs", "source"]
+SHOWN = ["acc", "deo_max", "deo_mean", "worst_group_acc", "eo_mean", "dp_mean"]
+RANK_SUFFIX = " rank"
+METRIC_COLUMNS = [c for m in SHOWN for c in ([m, m + RANK_SUFFIX] if m in HEADLINE else [m])]
+SPREAD = "acc sd seeds / eval"
+TABLE_COLUMNS = ["method", "evaluator", "protocol", *METRIC_COLUMNS, SPREAD, "reported acc", "runs", "source"]
+CAPTION = f"{TEST}; {INTERVAL}; bold: every row of a column's first tier"
 
 
 def published_numbers() -> list[dict]:
@@ -71,9 +79,12 @@ def source_label(submission) -> str:
 
 
 def measured_frame(entries: list[dict]) -> pd.DataFrame:
-    """One row per (dataset, ipc, method, evaluator, protocol), measured runs pooled once each."""
-    rows = []
+    """One row per (dataset, ipc, method, evaluator, protocol), measured runs pooled once each,
+    ranked within each (dataset, ipc) on every shown metric."""
+    rows, row_runs = [], []
     for (dataset, ipc, method, evaluator, protocol), (members, runs) in _pooled(entries).items():
+        seeds = sorted({seed for seed, _ in runs})
+        by_seed = [[run for (s, _), run in runs.items() if s == seed] for seed in seeds]
         reported = [v for e in members for v in e["reported"]["metrics"]["acc"]["runs"]]
         submission = members[0].get("submission", {})
         row = (
@@ -88,10 +99,11 @@ def measured_frame(entries: list[dict]) -> pd.DataFrame:
                 "source": source_label(submission),
             }
             | (members[0].get("sweep") or {})
-            | pooled_columns(list(runs.values()))
+            | pooled_columns(by_seed)
         )
         rows.append(row)
-    return pd.DataFrame(rows)
+        row_runs.append(metric_runs(by_seed))
+    return add_ranks(pd.DataFrame(rows), row_runs, ["dataset", "ipc"], SHOWN)
 
 
 def measured_groups(entries: list[dict]) -> pd.DataFrame:
@@ -106,23 +118,34 @@ def measured_groups(entries: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=GROUP_COLUMNS)
 
 
+def _missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+
+
 def _fmt(value, std=None) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if _missing(value):
         return "–"
-    return f"{value:.2f}" + (f" ± {std:.2f}" if std is not None and not np.isnan(std) else "")
+    return f"{value:.2f}" + (f" ± {std:.2f}" if not _missing(std) else "")
+
+
+def _spread(row) -> str:
+    """The spread of acc across seeds / of evaluation runs on one set."""
+    return " / ".join(_fmt(row[f"acc_{kind}_std"]) for kind in ("seed", "eval"))
 
 
 def table_rows(table: pd.DataFrame, reported: list[dict], bold) -> list[list[str]]:
-    """Display rows of one (dataset, ipc) table: measured rows with best values marked, then the
-    published rows of the methods it measured."""
-    best = {m: (table[m].max() if HIGHER_IS_BETTER[m] else table[m].min()) for m in SHOWN}
+    """Display rows of one (dataset, ipc) table: measured rows, each mean ± its 95% interval, the
+    first tier of every column marked, then the published rows of the methods it measured."""
     rows = []
     for _, row in table.iterrows():
         cells = [row["method"], row["evaluator"], row["protocol"]]
         for metric in SHOWN:
-            text = _fmt(row[metric], row[f"{metric}_std"])
-            cells.append(bold(text) if np.isclose(row[metric], best[metric]) else text)
-        cells += [_fmt(row["reported acc"]), str(row["runs"]), row["source"]]
+            text = _fmt(row[metric], row[f"{metric}_ci95"])
+            rank = row[f"{metric}_rank"]
+            cells.append(bold(text) if not _missing(rank) and rank == 1 else text)
+            if metric in HEADLINE:
+                cells.append("–" if _missing(rank) else str(rank))
+        cells += [_spread(row), _fmt(row["reported acc"]), str(row["runs"]), row["source"]]
         rows.append(cells)
     methods = set(table["method"])
     for paper in reported:
@@ -132,13 +155,19 @@ def table_rows(table: pd.DataFrame, reported: list[dict], bold) -> list[list[str
                     paper["method"],
                     "reported",
                     "–",
-                    *(_fmt(paper.get(m)) for m in SHOWN),
+                    *(_fmt(paper.get(m)) if not c.endswith(RANK_SUFFIX) else "–" for m, c in _metric_of_columns()),
+                    "–",
                     "–",
                     "–",
                     paper.get("source", ""),
                 ]
             )
     return rows
+
+
+def _metric_of_columns():
+    """(metric, column) of each metric column of a table."""
+    return [(c.removesuffix(RANK_SUFFIX), c) for c in METRIC_COLUMNS]
 
 
 def _tables(frame: pd.DataFrame, reported: list[dict]):
@@ -160,14 +189,19 @@ def markdown(frame: pd.DataFrame, reported: list[dict], plots: Path | None = Non
         "# fairbench leaderboard",
         "",
         "Every number is fairbench's own measurement of a verified submission (`fairbench verify`: fresh "
-        "evaluation seeds, test-contact check), mean ± std over evaluation runs of all seeds. "
-        "**Bold**: the best value of a column (accuracies higher, gaps lower). `reported acc`: what the "
-        "submitter claimed; `reported` rows: published numbers. Rows of different protocols are never pooled.",
+        "evaluation seeds, test-contact check): the mean over evaluation runs of all seeds ± the half-width "
+        "of its 95% interval. Ranks are tiers: rows the runs do not separate from the best share its rank, "
+        "and **bold** marks every row of a column's first tier (accuracies higher, gaps lower). "
+        "`acc sd seeds / eval`: the spread of acc across distillation seeds and of evaluation runs on one set. "
+        "`reported acc`: what the submitter claimed; `reported` rows: published numbers. Rows of different "
+        "protocols are never pooled; `–`: not measured (entries older than a metric).",
         "",
     ]
     for dataset, ipc, table, papers in _tables(frame, reported):
         lines += [
             f"## {dataset}, IPC {ipc}",
+            "",
+            f"*{CAPTION}.*",
             "",
             "| " + " | ".join(TABLE_COLUMNS) + " |",
             "|" + "---|" * len(TABLE_COLUMNS),
@@ -200,6 +234,9 @@ def _markdown_escape(text: str) -> str:
     return "".join("\\" + c if c in _MARKDOWN_SPECIAL else "&amp;" if c == "&" else c for c in text)
 
 
+_LATEX_CAPTION = _latex_escape(CAPTION).replace("α", r"$\alpha$")
+
+
 def latex(frame: pd.DataFrame, reported: list[dict]) -> str:
     """booktabs tables, one per (dataset, IPC), best values in bold."""
     blocks = []
@@ -215,7 +252,7 @@ def latex(frame: pd.DataFrame, reported: list[dict]) -> str:
                 [
                     r"\begin{table}[t]",
                     r"\centering",
-                    rf"\caption{{{_latex_escape(dataset)}, IPC {ipc}}}",
+                    rf"\caption{{{_latex_escape(dataset)}, IPC {ipc}. {_LATEX_CAPTION}.}}",
                     r"\begin{tabular}{" + "l" * 3 + "r" * (len(columns) - 3) + "}",
                     r"\toprule",
                     " & ".join(_latex_escape(c) for c in columns) + r" \\",
@@ -248,26 +285,32 @@ def page(frame: pd.DataFrame, reported: list[dict], plots: Path) -> str:
     """A self-contained HTML page: sortable tables (click a header), the plots inlined."""
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>fairbench leaderboard</title><style>",
-        "body{font-family:sans-serif;max-width:70em;margin:auto;padding:1em}table{border-collapse:collapse}"
-        "th,td{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:right}th{cursor:pointer;"
-        "background:#f4f4f4}td:nth-child(-n+3){text-align:left}img{max-width:48%}",
+        "body{font-family:sans-serif;max-width:90em;margin:auto;padding:1em}table{border-collapse:collapse;"
+        "font-size:.85em}th,td{padding:.25em .5em;border-bottom:1px solid #ddd;text-align:right;"
+        "white-space:nowrap}th{cursor:pointer;background:#f4f4f4;white-space:normal}"
+        "td:nth-child(-n+3){text-align:left}div.scroll{overflow-x:auto}img.tradeoff{width:45%}"
+        "img.groups{width:100%}.caption{font-size:.9em;color:#444}",
         "</style></head><body><h1>fairbench leaderboard</h1>",
-        "<p>fairbench's own measurements of verified submissions; bold marks the best value of a column "
-        "(accuracies higher, gaps lower). Click a column header to sort.</p>",
+        "<p>fairbench's own measurements of verified submissions, each mean ± the half-width of its 95% "
+        "interval; rows the runs do not separate from the best share its rank, and bold marks every row of a "
+        "column's first tier (accuracies higher, gaps lower). Click a column header to sort.</p>",
     ]
     for dataset, ipc, table, papers in _tables(frame, reported):
-        parts.append(f"<h2>{html.escape(dataset)}, IPC {ipc}</h2><table class='board'><thead><tr>")
+        parts.append(
+            f"<h2>{html.escape(dataset)}, IPC {ipc}</h2><p class='caption'>{html.escape(CAPTION)}.</p>"
+            "<div class='scroll'><table class='board'><thead><tr>"
+        )
         parts += [f"<th>{html.escape(c)}</th>" for c in TABLE_COLUMNS]
         parts.append("</tr></thead><tbody>")
         for row in table_rows(table, papers, lambda t: f"\x00{t}\x01"):
             cells = (html.escape(c).replace("\x00", "<b>").replace("\x01", "</b>") for c in row)
             parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        parts.append("</tbody></table><p>")
+        parts.append("</tbody></table></div><p>")
         for kind in ("tradeoff", "groups"):
             png = plots / f"{dataset}-ipc{ipc}-{kind}.png"
             if png.is_file():
                 data = base64.b64encode(png.read_bytes()).decode()
-                parts.append(f"<img alt='{kind}' src='data:image/png;base64,{data}'>")
+                parts.append(f"<img class='{kind}' alt='{kind}' src='data:image/png;base64,{data}'>")
         parts.append("</p>")
     parts.append(f"<script>{_SORT_SCRIPT}</script></body></html>")
     return "\n".join(parts) + "\n"

@@ -1,13 +1,30 @@
-"""Group-fairness metrics of FairDD and COBRA, in percent.
+"""Group-fairness metrics of FairDD and COBRA, and the standard ones of fair ML, in percent.
 
 Cells are (group g, class c). Recall r_gc = P(ŷ = c | y = c, g) is defined where the cell has test
 samples; precision p_gc = P(y = c | ŷ = c, g) where group g has predictions of c. A class's gap is
-max_g − min_g over the groups. What an undefined cell counts for is the ``undefined`` convention:
+max_g − min_g over the groups. The standard metrics are one-vs-rest per class (class c against the
+rest, as fairlearn's binary ones are applied to ``y == c``):
+
+- equalized odds (``eo_*``): per class, the larger of the true-positive-rate gap (the recall gap,
+  DEO's) and the false-positive-rate gap, f_gc = P(ŷ = c | y ≠ c, g), defined where group g has
+  samples of other classes;
+- demographic parity (``dp_*``): per class, the gap in selection rate s_gc = P(ŷ = c | g),
+  defined where group g has test samples.
+
+What an undefined cell counts for is the ``undefined`` convention:
 
 - ``"zero"`` (the default, the reference code's): an undefined cell counts as 0 and every class
   has a gap over all groups. A model that predicts colour instead of digit then gets the maximal
   sufficiency gap, and a test split with an empty cell gives that class a gap of its best recall.
-- ``"skip"``: undefined cells are left out, and classes with no defined cell too.
+- ``"skip"``: undefined cells are left out, and classes with no defined cell too (for
+  equalized odds: a class's gap is that of the rates it has defined cells of).
+
+fairlearn only knows the groups present in its input and, for a group without positives, takes a
+true-positive rate of 0 with a warning; so it agrees with ``"zero"`` wherever every group has test
+samples, and with ``"skip"`` wherever every cell has (``tests/test_fairness_metrics.py``).
+
+Records written before the standard metrics lack ``eo_*`` and ``dp_*``: every reader treats a
+metric missing from a record as absent (:func:`has_metric`).
 """
 
 from __future__ import annotations
@@ -39,6 +56,10 @@ METRIC_TABLE: dict[str, Metric] = {
     "suff_max": Metric(False, 20.0, "largest per-class precision gap between groups"),
     "suff_mean": Metric(False, 10.0, "mean per-class precision gap between groups"),
     "worst_group_acc": Metric(True, 20.0, "accuracy of the weakest group"),
+    "eo_max": Metric(False, 20.0, "largest per-class equalized-odds gap (max of TPR and FPR gaps)"),
+    "eo_mean": Metric(False, 10.0, "mean per-class equalized-odds gap (max of TPR and FPR gaps)"),
+    "dp_max": Metric(False, 20.0, "largest per-class demographic-parity gap (selection rate)"),
+    "dp_mean": Metric(False, 10.0, "mean per-class demographic-parity gap (selection rate)"),
 }
 METRICS = tuple(METRIC_TABLE)
 HIGHER_IS_BETTER = {name: m.higher_is_better for name, m in METRIC_TABLE.items()}
@@ -47,9 +68,16 @@ UNDEFINED = ("zero", "skip")
 METRIC_DEFAULTS = {"undefined": "zero"}  # the run key ``metrics.undefined``
 
 
+def has_metric(source: dict, metric: str) -> bool:
+    """Whether a record, claim or measurement (anything with ``metrics``) holds ``metric``; older
+    ones lack the metrics added since."""
+    return metric in source.get("metrics", {})
+
+
 def summarize_runs(runs: list[dict]) -> dict:
     """``{metric: {mean, std, runs}}`` over evaluation runs (each a ``{metric: value}``): the one
-    shape records, claims and verifications store. ``std`` is NumPy's (ddof 0), as it always was."""
+    shape records, claims and verifications store. ``std`` is NumPy's (ddof 0), as it always was.
+    A metric some run lacks is left out."""
     return {
         m: {
             "mean": float(np.mean([r[m] for r in runs])),
@@ -57,15 +85,30 @@ def summarize_runs(runs: list[dict]) -> dict:
             "runs": [r[m] for r in runs],
         }
         for m in METRICS
+        if all(m in r for r in runs)
     }
 
 
-def _gaps(rates: torch.Tensor) -> torch.Tensor:
-    """(G, C) rates with NaN for undefined cells → per-class max − min over defined cells."""
+def _class_gaps(rates: torch.Tensor) -> torch.Tensor:
+    """(G, C) rates with NaN for undefined cells → per-class max − min over defined cells, NaN for
+    a class with none."""
     defined = ~rates.isnan()
     high = rates.masked_fill(~defined, -torch.inf).amax(0)
     low = rates.masked_fill(~defined, torch.inf).amin(0)
-    return (high - low)[defined.any(0)]
+    return torch.where(defined.any(0), high - low, torch.nan)
+
+
+def _gaps(rates: torch.Tensor) -> torch.Tensor:
+    """The defined classes' gaps (:func:`_class_gaps`)."""
+    gaps = _class_gaps(rates)
+    return gaps[~gaps.isnan()]
+
+
+def _odds_gaps(tpr: torch.Tensor, fpr: torch.Tensor) -> torch.Tensor:
+    """Per class, the larger of its TPR and FPR gaps (either alone where the other is undefined)."""
+    both = torch.stack([_class_gaps(tpr), _class_gaps(fpr)])
+    gaps = both.nan_to_num(-torch.inf).amax(0)
+    return gaps[~both.isnan().all(0)]
 
 
 def _summary(values: torch.Tensor) -> tuple[float, float]:
@@ -77,8 +120,8 @@ def _summary(values: torch.Tensor) -> tuple[float, float]:
 def group_fairness(
     y_true, y_pred, groups, num_classes: int, num_groups: int, undefined: str = "zero"
 ) -> dict[str, float]:
-    """``acc``, ``deo_max``, ``deo_mean``, ``suff_max``, ``suff_mean``, ``worst_group_acc`` (percent),
-    with undefined cells counted by the ``undefined`` convention (``"zero"`` or ``"skip"``), and
+    """``acc``, ``deo_max``, ``deo_mean``, ``suff_max``, ``suff_mean``, ``worst_group_acc``, ``eo_max``,
+    ``eo_mean``, ``dp_max``, ``dp_mean`` (percent), with undefined cells counted by the ``undefined`` convention (``"zero"`` or ``"skip"``), and
     ``group_acc``: each group's accuracy, the bars behind ``worst_group_acc`` (a list, so not one
     of :data:`METRICS`, which are the scalars tables and verdicts compare)."""
     if undefined not in UNDEFINED:
@@ -94,13 +137,20 @@ def group_fairness(
     hits = torch.bincount(g * num_classes + y, weights=correct, minlength=cells).view(num_groups, num_classes)
     support = torch.bincount(g * num_classes + y, minlength=cells).view(num_groups, num_classes)
     predicted = torch.bincount(g * num_classes + p, minlength=cells).view(num_groups, num_classes)
+    group_size = support.sum(1, keepdim=True)
     recall = hits / support.double()  # 0/0 → NaN marks an empty cell
     precision = hits / predicted.double()
+    false_positive = (predicted - hits) / (group_size - support).double()
+    selection = predicted / group_size.double()
+    rates = [recall, precision, false_positive, selection]
     if undefined == "zero":
-        recall, precision = recall.nan_to_num(0.0), precision.nan_to_num(0.0)
+        rates = [rate.nan_to_num(0.0) for rate in rates]
+    recall, precision, false_positive, selection = rates
     deo_max, deo_mean = _summary(_gaps(recall))
     suff_max, suff_mean = _summary(_gaps(precision))
-    group_size = support.sum(1)
+    eo_max, eo_mean = _summary(_odds_gaps(recall, false_positive))
+    dp_max, dp_mean = _summary(_gaps(selection))
+    group_size = group_size.flatten()
     # per group, in the test split's group order; None for a group with no test samples
     group_acc = [a if n else None for a, n in zip((hits.sum(1) / group_size * 100).tolist(), group_size.tolist())]
     return {
@@ -111,6 +161,10 @@ def group_fairness(
         "suff_max": suff_max,
         "suff_mean": suff_mean,
         "worst_group_acc": min(a for a in group_acc if a is not None),
+        "eo_max": eo_max,
+        "eo_mean": eo_mean,
+        "dp_max": dp_max,
+        "dp_mean": dp_mean,
     }
 
 

@@ -21,6 +21,11 @@ accuracy fell or a gap rose (``HIGHER_IS_BETTER`` says which way is worse).
 allowed; ``better``, ``ok`` (within the tolerance), ``same`` (bit for bit, under the exact rule) and
 ``new`` (a cell only the new records have) pass.
 
+Beside the verdicts, the rows of both sides are ranked together (:func:`ranks_frame`): per
+(dataset, IPC, evaluator), each headline metric's mean ± 95% interval and its tier rank
+(:mod:`fairbench.report.ranks`), so a reader sees whether the new rows join or leave the top tier,
+which the per-cell verdicts do not say.
+
 Minimum effects, in points, come from the metric table (``fairbench.evaluation.metrics.MIN_EFFECT``);
 docs/regress.md gives the cross-machine shifts they were sized from. With two runs a side, Welch's
 test has one or two degrees of freedom and only flags large, consistent shifts; the minimum effect
@@ -31,16 +36,17 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
+import pandas as pd
 from tabulate import tabulate
 
 from ..core.atomic import write_text_atomic
 from ..evaluation.metrics import HIGHER_IS_BETTER, METRICS, MIN_EFFECT
+from ..report.ranks import HEADLINE, INTERVAL, TEST, better_p
+from ..report.tables import eval_seeds, leaderboard_frame, record_protocol
 from ..run.results import read_records
 
 ALPHA = 0.05
@@ -66,6 +72,20 @@ class Comparison:
     allow_change: bool = False
     alpha: float = ALPHA
     min_effect: dict | None = None
+    ranks: list[dict] | None = None  # :func:`ranks_frame`'s rows
+
+    def rank_table(self, fmt: str = "simple") -> str:
+        """Both sides' rows with each headline metric's mean ± 95% interval and tier rank."""
+        headers = ["side", "dataset", "ipc", "evaluator", "method", "protocol"]
+        headers += [c for m in HEADLINE for c in (m, f"{m} rank")] + ["runs"]
+        body = [
+            [row[h] for h in headers[:6]]
+            + [c for m in HEADLINE for c in (_show_ci(row[m], row[f"{m}_ci95"]), _show(row[f"{m}_rank"], 0))]
+            + [row["runs"]]
+            for row in self.ranks or []
+        ]
+        caption = f"{TEST} (within each dataset, ipc and evaluator, both sides together); {INTERVAL}"
+        return tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True) + f"\n{caption}"
 
     def failing(self) -> list[Row]:
         fails = FAILING if self.allow_change else FAILING + ("changed",)
@@ -107,7 +127,10 @@ class Comparison:
             f"({', '.join(f'{m} {v:g}' for m, v in self.minimums().items())}); exact where the "
             f"machine fingerprints match and the baseline is deterministic"
         )
-        return f"## {title}\n\n**{self.summary()}**\n\nRule: {rule}.\n\n{self.table('github')}\n"
+        text = f"## {title}\n\n**{self.summary()}**\n\nRule: {rule}.\n\n{self.table('github')}\n"
+        if self.ranks:
+            text += f"\n### Ranks\n\n{self.rank_table('github')}\n"
+        return text
 
     def as_json(self) -> str:
         return (
@@ -119,6 +142,7 @@ class Comparison:
                     "min_effect": self.minimums(),
                     "allow_change": self.allow_change,
                     "rows": [asdict(r) for r in self.rows],
+                    "ranks": self.ranks or [],
                 },
                 indent=1,
                 allow_nan=False,
@@ -134,9 +158,45 @@ class Comparison:
 def _show(value, digits: int = 2, signed: bool = False) -> str:
     if value is None:
         return "-"
+    if digits == 0:
+        return str(value)
     if isinstance(value, str):
         return value
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _show_ci(mean: float | None, ci: float | None) -> str:
+    return _show(mean) + ("" if ci is None else f" ± {ci:.2f}")
+
+
+def _runs_match_seeds(record: dict) -> bool:
+    """Whether every metric has one run per evaluation seed (what a table row pools by seed); a
+    hand-edited record that does not still gets its verdicts, only no rank."""
+    seeds = len(eval_seeds(record))
+    return all(len(m.get("runs", [])) == seeds for m in record.get("metrics", {}).values())
+
+
+def ranks_frame(baseline: list[dict], now: list[dict]) -> list[dict]:
+    """The table rows of both sides ranked together: each side's records keep their own rows (their
+    protocol ids are prefixed with the side while the table is built), ranked per (dataset, ipc,
+    evaluator); NaN becomes None."""
+    tagged = [
+        {**record, "protocol_id": f"{side}:{record_protocol(record)}"}
+        for side, records in (("baseline", baseline), ("now", now))
+        for record in records
+        if record.get("status", "ok") == "ok" and _runs_match_seeds(record)
+    ]
+    frame = leaderboard_frame(tagged)
+    if frame.empty:
+        return []
+    frame[["side", "protocol"]] = frame["protocol"].str.split(":", n=1, expand=True)
+    columns = ["side", "dataset", "ipc", "evaluator", "method", "protocol", "runs"]
+    columns += [c for m in HEADLINE for c in (m, f"{m}_ci95", f"{m}_rank")]
+    frame = frame.sort_values(["dataset", "ipc", "evaluator", "side"], kind="stable")[columns].astype(object)
+    return [
+        {k: (None if v is None or v is pd.NA or v != v else v) for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]
 
 
 def cell_label(record: dict) -> str:
@@ -198,15 +258,7 @@ def worsening_p(baseline: list[float], now: list[float], higher_is_better: bool)
 
     Two constant samples have no variance to test: the p-value is then 0 if now is worse, else 1.
     """
-    if len(baseline) < 2 or len(now) < 2:
-        return None
-    sign = -1.0 if higher_is_better else 1.0  # bigger signed value = worse
-    base, new = sign * np.asarray(baseline, float), sign * np.asarray(now, float)
-    if base.std() == 0 and new.std() == 0:
-        return 0.0 if new.mean() > base.mean() else 1.0
-    with warnings.catch_warnings():  # nearly equal samples: scipy warns of precision loss, p is still right
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return float(stats.ttest_ind(new, base, equal_var=False, alternative="greater").pvalue)
+    return better_p(baseline, now, higher_is_better)
 
 
 def metric_verdict(
@@ -272,7 +324,9 @@ def compare_records(
     for new in unmatched:
         rows.append(Row(cell_label(new), "-", "absent", new.get("status", "ok"), None, None, "-", "new"))
     overrides = None if min_effect is None else {m: float(min_effect) for m in METRICS}
-    return Comparison(rows, allow_change=allow_change, alpha=alpha, min_effect=overrides)
+    return Comparison(
+        rows, allow_change=allow_change, alpha=alpha, min_effect=overrides, ranks=ranks_frame(ok_baseline, now)
+    )
 
 
 def _finite(value: float) -> float | None:
@@ -282,6 +336,8 @@ def _finite(value: float) -> float | None:
 def publish(comparison: Comparison, title: str, markdown: str | None = None, json_path: str | None = None) -> int:
     """Print the table and the verdict, write the Markdown and JSON reports; the exit code (0 or 1)."""
     print(comparison.table())
+    if comparison.ranks:
+        print("\n" + comparison.rank_table())
     print(f"\n{title}: {comparison.summary()}")
     if markdown:
         write_text_atomic(markdown, comparison.markdown(title))

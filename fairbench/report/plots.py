@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from adjustText import adjust_text
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..evaluation.metrics import METRICS
@@ -80,13 +82,16 @@ def tradeoff_figure(frame: pd.DataFrame, title: str) -> Figure:
     front = pareto_front(acc, deo)
     ax.step(deo[front], acc[front], where="post", color="tab:red", lw=1.2, label="Pareto front")
     ax.scatter(deo[front], acc[front], s=90, facecolors="none", edgecolors="tab:red")
-    for x, y, label in zip(deo, acc, labels):
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set_xlabel("DEO_A (%) — lower is fairer")
     ax.set_ylabel("accuracy (%) — higher is better")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
+    texts = [ax.text(x, y, label, fontsize=8) for x, y, label in zip(deo, acc, labels)]
+    # close rows (dm+fairdd and dm+cobra) would print their labels over each other: adjustText moves
+    # them apart, with a thin line back to their point; deterministic for the same figure
+    FigureCanvasAgg(figure).draw()
+    adjust_text(texts, x=deo, y=acc, ax=ax, arrowprops={"arrowstyle": "-", "color": "gray", "lw": 0.5})
     return figure
 
 
@@ -96,7 +101,8 @@ def group_bars_figure(groups: pd.DataFrame, title: str) -> Figure:
     per_row = list(groups.groupby(["evaluator", "method", "protocol"], sort=False))
     rows = pd.DataFrame([key for key, _ in per_row], columns=["evaluator", "method", "protocol"])
     names = list(dict.fromkeys(groups["group"]))
-    figure = Figure(figsize=(min(14.0, max(5.0, 0.25 * len(names) * len(rows) + 2.5)), 4.2))
+    # wide enough that each bar stays readable when index.html shows the figure at page width
+    figure = Figure(figsize=(min(14.0, max(7.0, 0.3 * len(names) * len(rows) + 2.5)), 5.0))
     ax = figure.subplots()
     width = 0.8 / len(rows)
     x = np.arange(len(names))

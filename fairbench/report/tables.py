@@ -15,6 +15,12 @@ a row whose sets were timed on several devices shows the device with most measur
 base's (``dm+wbary`` over ``dm``), for the same dataset and IPC, compared only between timings
 from the same device; it is blank where the base was not timed on that device.
 
+Each headline metric (acc, deo_mean, worst_group_acc) gets a 95% interval (``*_ci95``) and a rank
+among the rows of the same dataset, IPC and evaluator (``*_rank``: rows the runs do not separate
+from the best share its rank, :mod:`fairbench.report.ranks`); ``seeds`` counts the distillation
+seeds pooled, and ``*_seed_std`` / ``*_eval_std`` split the spread into the one across seeds and
+the one of evaluation runs on one set.
+
 Per-group accuracies (records' ``group_acc``) are pooled the same way into a long table, one row
 per (leaderboard row, group): ``leaderboard_groups.csv`` and the group-accuracy bars.
 
@@ -36,7 +42,8 @@ from tabulate import tabulate
 
 from ..core.atomic import why_not_written, write_text_atomic
 from ..core.protocol import protocol_id, protocol_of
-from ..evaluation.metrics import METRICS, group_acc_summary
+from ..evaluation.metrics import METRICS, group_acc_summary, has_metric
+from .ranks import HEADLINE, INTERVAL, TEST, rank_columns, seed_columns
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +51,34 @@ KEYS = ["dataset", "ipc", "evaluator", "method", "protocol"]
 COLUMNS = KEYS + [
     "acc",
     "acc_std",
+    "acc_ci95",
+    "acc_rank",
     "deo_max",
     "deo_max_std",
     "deo_mean",
     "deo_mean_std",
+    "deo_mean_ci95",
+    "deo_mean_rank",
     "suff_max",
     "suff_mean",
     "worst_group_acc",
+    "worst_group_acc_ci95",
+    "worst_group_acc_rank",
+    "eo_max",
+    "eo_mean",
+    "dp_max",
+    "dp_mean",
     "distill_s",
     "iter_ms",
     "overhead",
     "timing_device",
     "runs",
+    "seeds",
+    *(f"{m}_{spread}" for m in HEADLINE for spread in ("seed_std", "eval_std")),
     "set_protocol",
 ]
+RANKED_WITHIN = ["dataset", "ipc", "evaluator"]  # the rows of a run table that compete for ranks
+CAPTION = f"{TEST} (within each dataset, ipc and evaluator); *_ci95: {INTERVAL.removeprefix('± is ')}."
 SUMMARY_KEYS = ["dataset", "ipc", "method", "set_protocol"]
 SUMMARY_COLUMNS = SUMMARY_KEYS + list(METRICS) + ["evaluators"]
 GROUP_COLUMNS = KEYS + ["group", "acc", "acc_std", "runs"]
@@ -97,8 +118,9 @@ def unique_runs(records: list[dict]) -> dict[tuple, dict[int, dict[str, float]]]
 
 def run_at(source: dict, j: int) -> dict:
     """Evaluation run ``j`` of a record or of an entry's measurement (both hold ``metrics`` and,
-    unless older than per-group accuracies, ``group_acc``)."""
-    run = {m: source["metrics"][m]["runs"][j] for m in METRICS}
+    unless older than per-group accuracies, ``group_acc``); a metric the source lacks (a record
+    older than it) is absent from the run."""
+    run = {m: source["metrics"][m]["runs"][j] for m in METRICS if has_metric(source, m)}
     if "group_acc" in source:
         run["group_acc"] = source["group_acc"]["runs"][j]
     return run
@@ -152,13 +174,23 @@ def _rows(records: list[dict]) -> dict[tuple, list[dict]]:
     return rows
 
 
-def pooled_columns(runs: list[dict]) -> dict:
-    """A table row's metric columns over its pooled evaluation runs: ``{metric: mean, metric_std:
-    std}``; run tables and the rendered leaderboard both build their rows with it."""
-    columns = {}
+def pooled_columns(by_seed: list[list[dict]]) -> dict:
+    """A table row's metric columns over its evaluation runs, grouped by synthetic set (one list
+    per distillation seed): ``{metric: mean, metric_std: std}`` over all runs pooled, and for the
+    95% interval, and for the headline metrics the spreads across seeds and within a set
+    (:func:`fairbench.report.ranks.seed_columns`); run tables and the rendered leaderboard both
+    build their rows with it. A metric is pooled over the runs that hold it, NaN where none does
+    (records older than the metric)."""
+    runs = [run for runs in by_seed for run in runs]
+    columns: dict = {"seeds": len(by_seed)}
     for metric in METRICS:
-        values = [run[metric] for run in runs]
-        columns[metric], columns[f"{metric}_std"] = float(np.mean(values)), float(np.std(values))
+        values = [run[metric] for run in runs if metric in run]
+        if values:
+            columns[metric], columns[f"{metric}_std"] = float(np.mean(values)), float(np.std(values))
+        else:
+            columns[metric] = columns[f"{metric}_std"] = float("nan")
+        spreads = seed_columns(metric, [[run[metric] for run in runs if metric in run] for runs in by_seed])
+        columns |= spreads if metric in HEADLINE else {f"{metric}_ci95": spreads[f"{metric}_ci95"]}
     return columns
 
 
@@ -173,6 +205,27 @@ def sweep_values_of(members: list[dict], keys: list[str]) -> dict:
     return {key: point.get(key) for key in keys}
 
 
+def metric_runs(by_seed: list[list[dict]]) -> dict[str, list[float]]:
+    """``{metric: every run's value}`` of a row, what its ranks are tested on."""
+    runs = [run for runs in by_seed for run in runs]
+    return {m: [run[m] for run in runs if m in run] for m in METRICS}
+
+
+def add_ranks(
+    frame: pd.DataFrame, runs: list[dict[str, list[float]]], within: list[str], metrics=HEADLINE
+) -> pd.DataFrame:
+    """``frame`` with each of ``metrics``' rank among the rows sharing ``within``
+    (:mod:`fairbench.report.ranks`); ``runs[i]`` is row i's :func:`metric_runs`."""
+    frame = frame.copy()
+    for metric in metrics:
+        frame[f"{metric}_rank"] = pd.array([None] * len(frame), dtype="Int64")
+    for _, table in frame.groupby(within, sort=False):
+        index = list(table.index)
+        for column, ranks in rank_columns([runs[i] for i in index], metrics).items():
+            frame.loc[index, column] = pd.array(ranks, dtype="Int64")
+    return frame
+
+
 def leaderboard_frame(records: list[dict], *, every_std: bool = False) -> pd.DataFrame:
     """One row per :data:`KEYS`; a sweep's keys (``record["sweep"]``) are columns after them.
     ``every_std`` keeps every metric's spread (the sweep figures' error bars), not only the table's."""
@@ -180,10 +233,12 @@ def leaderboard_frame(records: list[dict], *, every_std: bool = False) -> pd.Dat
     swept = swept_keys(records)
     overheads = _overheads(records)
     timings = _timings(records)
-    out_rows = []
+    out_rows, row_runs = [], []
     for key, members in _rows(records).items():
-        pooled = [run for runs in unique_runs(members).values() for run in runs.values()]
-        out = dict(zip(KEYS, key)) | sweep_values_of(members, swept) | pooled_columns(pooled)
+        by_seed = [list(runs.values()) for runs in unique_runs(members).values()]
+        pooled = [run for runs in by_seed for run in runs]
+        out = dict(zip(KEYS, key)) | sweep_values_of(members, swept) | pooled_columns(by_seed)
+        row_runs.append(metric_runs(by_seed))
         sets = {(out["protocol"], r["seed"]) for r in members}
         timed = [timings[s] for s in sets if s in timings]
         device = Counter(t[0] for t in timed).most_common(1)[0][0] if timed else None
@@ -197,8 +252,9 @@ def leaderboard_frame(records: list[dict], *, every_std: bool = False) -> pd.Dat
     columns = KEYS + swept + COLUMNS[len(KEYS) :]
     if every_std:
         columns += [f"{m}_std" for m in METRICS if f"{m}_std" not in columns]
-    frame = pd.DataFrame(out_rows)
-    return frame.reindex(columns=columns) if out_rows else pd.DataFrame(columns=columns)
+    if not out_rows:
+        return pd.DataFrame(columns=columns)
+    return add_ranks(pd.DataFrame(out_rows), row_runs, RANKED_WITHIN).reindex(columns=columns)
 
 
 def group_rows(row: dict, sources: list[dict], runs: list[dict]) -> list[dict]:
@@ -250,7 +306,7 @@ def write_leaderboard(out_dir: Path, records: list[dict]) -> pd.DataFrame:
         {
             "leaderboard.csv": frame.to_csv(index=False, float_format="%.4f"),
             "leaderboard_groups.csv": group_frame(records).to_csv(index=False, float_format="%.4f"),
-            "leaderboard.md": render(frame, "pipe") + "\n",
+            "leaderboard.md": render(frame, "pipe") + f"\n\n{CAPTION}\n",
             "leaderboard_across_evaluators.csv": summary.to_csv(index=False, float_format="%.4f"),
             "leaderboard_across_evaluators.md": render(summary, "pipe") + "\n",
         },
@@ -260,7 +316,7 @@ def write_leaderboard(out_dir: Path, records: list[dict]) -> pd.DataFrame:
 
 def render_report(frame: pd.DataFrame) -> str:
     """The terminal view: the leaderboard, then the summary when several evaluators took part."""
-    text = render(frame)
+    text = render(frame) + f"\n{CAPTION}"
     if frame["evaluator"].nunique() > 1:
         text += "\n\nmean over evaluators:\n" + render(across_evaluators(frame))
     return text
