@@ -5,7 +5,7 @@ Goals (full sizes; ``--quick`` runs each with tiny sizes and judges only that it
 finite numbers, so the script cannot rot, on a CPU in CI):
 
 1. the DM, DM+FairDD and DM+COBRA iteration at IPC 10 against the reference's per-class loop
-   (``dm_batched_vs_loop.reference_loop``), >= 20 warm-up and >= 50 timed iterations each: DM >= 5x;
+   (``dm_vs_reference.ReferenceLoop``, the reference code's loop), >= 20 warm-up and >= 50 timed iterations each: DM >= 5x;
 2. a C-MNIST-sized DM cell on cmnist-mini (ConvNet width 128, IPC 10): 2,000 iterations timed and
    extrapolated to 20,000, plus an evaluation of 5 runs x 1,000 epochs through the ensemble: the
    whole 20,000-iteration cell under 10 minutes;
@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from dm_batched_vs_loop import reference_loop  # noqa: E402
+from dm_vs_reference import MODES, ReferenceLoop  # noqa: E402
 from ensemble_speed import measure  # noqa: E402
 
 from fairbench.distill import DistillContext, build_distiller, method_hparams  # noqa: E402
@@ -89,7 +89,7 @@ def goal_1(device, sizes) -> dict:
 
     ctx = DistillContext(device=device, make_net=make_net)
     speedups = {}
-    for method, variant in (("dm", "vanilla"), ("dm+fairdd", "fairdd"), ("dm+cobra", "cobra")):
+    for method, mode in MODES.items():
         hp = {**method_hparams(method, "", ipc), "real_batch": sizes["real_batch"]}
         if method == "dm+cobra" and sizes["cobra_warmup_epochs"] is not None:
             hp["warmup_epochs"] = sizes["cobra_warmup_epochs"]
@@ -97,9 +97,9 @@ def goal_1(device, sizes) -> dict:
         build_distiller(method, {**hp, "iterations": sizes["loop_warmup"]}).distill(train, ipc, ctx)
         timed = build_distiller(method, {**hp, "iterations": sizes["loop_iterations"] + 5})
         timed.distill(train, ipc, ctx)
-        loop_ms = reference_loop(
-            train, ipc, hp, make_net, device, sizes["loop_iterations"], variant, warmup=sizes["loop_warmup"]
-        )
+        reference = ReferenceLoop(train, ipc, hp, make_net, device, mode)
+        reference.time_ms(sizes["loop_warmup"])  # untimed warm-up iterations
+        loop_ms = reference.time_ms(sizes["loop_iterations"])
         speedups[method] = {
             "fairbench_ms": timed.stats.iter_ms,
             "loop_ms": loop_ms,

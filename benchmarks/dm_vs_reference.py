@@ -97,6 +97,8 @@ class ReferenceLoop:
         self.optimizer.step()
 
     def time_ms(self, iterations: int) -> float:
+        if iterations == 0:
+            return float("nan")
         synchronize(self.device)
         start = time.perf_counter()
         for _ in range(iterations):

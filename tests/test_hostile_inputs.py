@@ -155,3 +155,28 @@ def test_a_disk_that_fills_while_a_set_is_written_is_one_line_naming_the_file(tm
     with pytest.raises(FairbenchError, match=f"cannot write the synthetic set {path}: the disk is full"):
         synsets.save_synset(path, SyntheticSet(torch.zeros(1, 1, 2, 2), torch.zeros(1, dtype=torch.long)), {})
     assert list((tmp_path / "synsets").iterdir()) == []  # no temporary file left
+
+
+@pytest.mark.parametrize(
+    "setting, fragment",
+    [
+        ("models.convnet.width=0", "models.convnet.width=0 is invalid; it must be a positive integer"),
+        ("models.convnet.depth=-1", "models.convnet.depth=-1 is invalid; it must be a positive integer"),
+        ("models.convnet.width=2.5", "models.convnet.width=2.5 is invalid; it must be a positive integer"),
+    ],
+)
+def test_a_network_size_that_cannot_build_is_refused_at_dry_run(capsys, setting, fragment):
+    assert main(["run", "suite=ci", setting, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and fragment in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("key", ["data_root", "experts_dir"])
+def test_a_data_root_or_experts_dir_that_is_a_file_is_one_line(tmp_path, capsys, key):
+    path = tmp_path / "a-file"
+    path.write_text("not a folder")
+    assert main(["run", "suite=ci", f"{key}={path}", "--dry-run"]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"fairbench: error: {key}={path} is a file, not a folder; give the folder that holds (or will hold) it\n"
+    )

@@ -175,6 +175,12 @@ def validate(config: dict) -> dict:
     for key in ("device", "data_root", "experts_dir"):
         if not isinstance(config[key], str):
             raise FairbenchError(f"{key} must be a string, got {config[key]!r}")
+    for key in ("data_root", "experts_dir"):
+        folder = Path(config[key]).expanduser()
+        if folder.exists() and not folder.is_dir():
+            raise FairbenchError(
+                f"{key}={config[key]} is a file, not a folder; give the folder that holds (or will hold) it"
+            )
     for key in ("plugins", "include_path"):
         config[key] = [] if config[key] in (None, []) else _as_list(key, config[key], str, unique=False)
     if not isinstance(config["download"], bool):

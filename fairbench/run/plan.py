@@ -34,6 +34,7 @@ GROUP_LABEL_KEYS = set(GROUP_LABEL_DEFAULTS)
 # evaluator training settings that must be positive numbers (eval.KEY=VALUE)
 _POSITIVE_TRAIN = ("epochs", "batch_size", "lr")
 _NOT_NEGATIVE_TRAIN = ("momentum", "weight_decay")
+_POSITIVE_MODEL = ("width", "depth")  # network sizes (models.NAME.KEY=VALUE)
 
 
 @dataclass
@@ -59,6 +60,17 @@ class Cell:
 def _dataset_overrides(name: str, overrides: dict) -> dict:
     own = dataset_settings(name)
     return dataset_params(name, {k: v for k, v in overrides.items() if k in own})
+
+
+def _check_model(spec: dict, where: str) -> None:
+    """Network sizes must be positive integers: a width of 0 builds a network that divides by zero."""
+    for key in _POSITIVE_MODEL:
+        value = spec["model"].get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise FairbenchError(
+                f"{where} '{spec['name']}': models.{spec['name']}.{key}={value!r} is invalid; "
+                f"it must be a positive integer"
+            )
 
 
 def _check_training(spec: dict) -> None:
@@ -109,6 +121,7 @@ def _grid(config: dict) -> list[Cell]:
         evaluator_spec(e, config["eval"], config["models"].get(e), config["metrics"]) for e in config["evaluators"]
     ]
     for spec in evaluators:
+        _check_model(spec, "evaluator")
         _check_training(spec)
 
     cells = []
@@ -126,6 +139,8 @@ def _grid(config: dict) -> list[Cell]:
                 check_method_hparams(method_id, ipc, hparams, config["distill"])
                 net = hparams.get("net")
                 net_spec = evaluator_spec(net, {}, config["models"].get(net)) if net else None
+                if net_spec:
+                    _check_model(net_spec, f"{method_id}'s network")
                 for seed in config["seeds"]:
                     cells.append(Cell(dataset, params_here, method_id, hparams, ipc, seed, net_spec, evaluators))
     return cells
