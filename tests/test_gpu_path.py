@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import checkout_env, fairbench_command
+from conftest import TINY_CI, checkout_env, fairbench_command
 
 from fairbench.core import device as device_module
 from fairbench.core.device import configure_backends, task_device, to_device, wants_gpu
@@ -25,16 +25,7 @@ from fairbench.run.plan import make_plan
 from fairbench.run.preparation import check_cell_memory
 from fairbench.training import augment
 
-TINY = [
-    "suite=ci",
-    "ipc=[2]",
-    "num_eval=1",
-    "eval.epochs=1",
-    "models.convnet.width=4",
-    "distill.iterations=1",
-    "distill.real_batch=4",
-    "distill.warmup_epochs=1",
-]
+TINY = TINY_CI + ["distill.warmup_epochs=1"]
 
 
 def test_a_slurm_dry_run_for_cuda_is_accepted_without_a_gpu_and_shows_one_gpu_per_job():

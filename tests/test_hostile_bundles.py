@@ -511,7 +511,7 @@ def test_a_bundle_cannot_steer_the_evaluation(forged, tmp_path, capsys, monkeypa
 
 
 @pytest.mark.parametrize(
-    "width, reason", [(10**6, "GiB free"), (0, "cannot take 3x32x32 images")], ids=["width 10^6", "width 0"]
+    "width, reason", [(10**6, "GiB free"), (0, "models.convnet.width=0 is invalid")], ids=["width 10^6", "width 0"]
 )
 def test_networks_that_cannot_fit_are_refused_before_any_evaluation(
     forged, tmp_path, verifier, monkeypatch, width, reason
