@@ -9,6 +9,8 @@ only the GPUs it was given, as ``cuda:0`` onwards).
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from .errors import FairbenchError
@@ -109,3 +111,29 @@ def pinned(tensor: torch.Tensor, device) -> torch.Tensor:
     if torch.device(device).type == "cuda" and tensor.device.type == "cpu" and not tensor.is_pinned():
         return tensor.pin_memory()
     return tensor
+
+
+def total_memory(device: torch.device) -> int | None:
+    """Bytes of memory a cell on ``device`` can use, where torch can tell (a CUDA GPU)."""
+    return torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else None
+
+
+def free_memory(device) -> int | None:
+    """Bytes ``device`` can give now (on the CPU the kernel's MemAvailable, which counts the page
+    cache it would drop); None where that cannot be asked."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

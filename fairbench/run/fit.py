@@ -9,10 +9,9 @@ with one line naming the settings.
 
 from __future__ import annotations
 
-import os
-
 import torch
 
+from ..core.device import free_memory
 from ..core.errors import FairbenchError
 from ..evaluation.evaluate import check_fits, make_model
 
@@ -41,24 +40,3 @@ def check_network_fits(spec: dict, image_shape: tuple[int, int, int], num_classe
             f"{needed / 2**30:.1f} GiB, and {device} has {free / 2**30:.1f} GiB free (its models.{spec['name']} "
             f"settings, e.g. width, or num_eval, are too large)"
         )
-
-
-def free_memory(device) -> int | None:
-    """Bytes ``device`` can give now (on the CPU the kernel's MemAvailable, which counts the page
-    cache it would drop); None where that cannot be asked."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    if device.type != "cpu":
-        return None
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from filelock import FileLock
 
-from ..core.device import configure_backends, resolve_device
+from ..core.device import configure_backends, resolve_device, total_memory
 from ..core.progress import progress
 from ..data import load_dataset
 from ..distill import BASES, DistillContext, Distiller, build_distiller, parse_method
@@ -41,15 +41,10 @@ def has_prepare(method_id: str) -> bool:
     return BASES.get(parse_method(method_id)[0]).prepare is not Distiller.prepare
 
 
-def device_memory(device: torch.device) -> int | None:
-    """Bytes of memory a cell on ``device`` can use, where torch can tell (a CUDA GPU)."""
-    return torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else None
-
-
 def check_cell_memory(cell: Cell, train, device: torch.device, memory: int | None = None) -> None:
     """Refuse, before any compute, a cell whose distillation step cannot fit the device's memory
     (``memory`` bytes; by default the device's own), naming the setting that would make it fit."""
-    memory = device_memory(device) if memory is None else memory
+    memory = total_memory(device) if memory is None else memory
     if memory is None or not cell.net:
         return
     net_spec = cell.net
