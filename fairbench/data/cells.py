@@ -17,12 +17,18 @@ def rank_within(keys: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return rank
 
 
+def counts(index: torch.Tensor, size: int) -> torch.Tensor:
+    """How many times each of ``0..size-1`` occurs in ``index``: ``bincount`` with a fixed size,
+    summed with ``index_add_`` so that a GPU never waits on the host (a distillation step calls it)."""
+    return index.new_zeros(size).index_add_(0, index, torch.ones_like(index))
+
+
 def cell_counts(labels: torch.Tensor, groups: torch.Tensor, num_classes: int, num_groups: int) -> torch.Tensor:
     """Samples per (class, group) cell, shape (num_classes, num_groups); a sample whose group is
-    unknown (negative) counts in no cell."""
+    unknown (negative) counts in no cell (it goes to an extra bin that is dropped)."""
     size = num_classes * num_groups
     cells = torch.where(groups >= 0, labels * num_groups + groups, size)
-    return torch.bincount(cells, minlength=size + 1)[:size].view(num_classes, num_groups)
+    return counts(cells, size + 1)[:size].view(num_classes, num_groups)
 
 
 def balanced_subset(

@@ -41,6 +41,7 @@ import torch
 
 from ..core.errors import FairbenchError
 from ..core.registry import Registry, source_of
+from ..data.cells import cell_counts, counts
 from .hparams import register_config
 
 VARIANT_KINDS = ("mean", "distribution")
@@ -125,20 +126,12 @@ def matching_terms(
     return VARIANTS.get(variant).terms(labels, groups, num_classes, num_groups)
 
 
-def counts(index: torch.Tensor, size: int) -> torch.Tensor:
-    """How many times each of ``0..size-1`` occurs in ``index``: ``bincount`` with a fixed size,
-    summed with ``index_add_`` so that a GPU never waits on the host."""
-    return index.new_zeros(size).index_add_(0, index, torch.ones_like(index))
-
-
 def _cell_counts(labels, groups, num_classes, num_groups):
-    """Each sample's (class, group) cell (an unknown group: its class's first cell) and the counts
-    of known samples per cell; unknown samples are counted in an extra bin that is dropped."""
-    size = num_classes * num_groups
+    """Each sample's (class, group) cell (an unknown group: its class's first cell), whether its
+    group is known, and the counts of known samples per cell."""
     known = groups >= 0
     cell = labels * num_groups + groups.clamp(min=0)
-    counts_ = counts(torch.where(known, cell, size), size + 1)[:size]
-    return cell, known, counts_.view(num_classes, num_groups)
+    return cell, known, cell_counts(labels, groups, num_classes, num_groups)
 
 
 @register_variant("vanilla")
