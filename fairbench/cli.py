@@ -53,7 +53,9 @@ def _run(args) -> int:
         print("\n" + reported)
     _log(f"fairbench: plots: {', '.join(str(p) for p in _run_plots(out)) or 'none (no finished cell)'}")
     if failures:
-        _log(f"fairbench: {len(failures)} cells failed (recorded with status 'failed', left out of the tables):")
+        _log(
+            f"fairbench: {len(failures)} cells failed (left out of the tables; a rerun into the same out= retries them):"
+        )
         for failure in failures:
             _log(f"  {failure}")
         return 1
