@@ -1,10 +1,15 @@
 """Corrupt or unusable data: one line naming the file or the setting, exit 2, nothing computed."""
 
+import errno
+import os
+import pathlib
+
 import numpy as np
 import pytest
 from native_files import write_idx, write_mnist, write_utkface
 from test_cli import assert_clean_error
 
+from fairbench.cli import main
 from fairbench.core.errors import FairbenchError
 from fairbench.data import load_dataset
 from fairbench.data.cache import cached_images, entry_path
@@ -43,3 +48,27 @@ def test_an_unreadable_cache_entry_is_named_set_aside_and_rebuilt(tmp_path, monk
     aside = list(path.parent.glob(f"{path.name}.unreadable*"))
     assert len(aside) == 1 and aside[0].stat().st_size == 20  # kept for a look, out of the way
     np.testing.assert_array_equal(np.load(path), decoded + 1)  # and the entry is whole again
+
+
+def test_a_data_root_this_user_cannot_read_is_one_line(tmp_path, monkeypatch, capsys):
+    """A folder of mode 000: a user's loader gets EACCES where it looks. Root ignores mode bits, so
+    under root the same refusal is raised by ``Path.is_file`` for paths inside that folder."""
+    raw = write_mnist(tmp_path, per_class_train=2, per_class_test=1)
+    raw.chmod(0)
+    try:
+        if os.geteuid() == 0:
+            is_file = pathlib.Path.is_file
+
+            def refused(path):
+                if raw in path.parents:
+                    raise PermissionError(errno.EACCES, "Permission denied", str(path))
+                return is_file(path)
+
+            monkeypatch.setattr(pathlib.Path, "is_file", refused)
+        assert main(["data", "cmnist", f"data_root={tmp_path}"]) == 2
+    finally:
+        raw.chmod(0o755)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"fairbench: error: dataset 'cmnist': cannot read {raw}/")
+    assert err.rstrip().endswith(f"permission denied; data_root={tmp_path} must be a folder this user can read")

@@ -133,8 +133,8 @@ def test_show_refuses_an_output_it_would_misname(tmp_path, capsys):
 
 
 def test_an_out_name_over_255_bytes_is_one_line(tmp_path):
+    from fairbench.core.atomic import check_writable
     from fairbench.core.errors import FairbenchError
-    from fairbench.run.outdir import check_writable
 
     with pytest.raises(FairbenchError, match="cannot write to out=.*: File name too long"):
         check_writable(tmp_path / ("x" * 300) / "run")
@@ -171,6 +171,27 @@ def test_a_network_size_that_cannot_build_is_refused_at_dry_run(capsys, setting,
 
 
 @pytest.mark.parametrize("key", ["data_root", "experts_dir"])
+def test_a_data_root_or_experts_dir_behind_a_folder_this_user_cannot_enter_is_one_line(
+    tmp_path, monkeypatch, capsys, key
+):
+    """Under root no mode bit refuses a stat, so ``Path.exists`` raises what a user's would (EACCES)."""
+    import errno
+    import pathlib
+
+    locked = tmp_path / "locked"
+    exists = pathlib.Path.exists
+
+    def refused(path):
+        if locked in path.parents:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return exists(path)
+
+    monkeypatch.setattr(pathlib.Path, "exists", refused)
+    assert main(["run", "suite=ci", f"{key}={locked / 'data'}", "--dry-run"]) == 2
+    assert capsys.readouterr().err == f"fairbench: error: {key}={locked / 'data'} cannot be opened: permission denied\n"
+
+
+@pytest.mark.parametrize("key", ["data_root", "experts_dir"])
 def test_a_data_root_or_experts_dir_that_is_a_file_is_one_line(tmp_path, capsys, key):
     path = tmp_path / "a-file"
     path.write_text("not a folder")
@@ -179,3 +200,65 @@ def test_a_data_root_or_experts_dir_that_is_a_file_is_one_line(tmp_path, capsys,
         capsys.readouterr().err
         == f"fairbench: error: {key}={path} is a file, not a folder; give the folder that holds (or will hold) it\n"
     )
+
+
+def test_a_plugin_that_raises_fails_its_cell_again_on_the_rerun(tmp_path, capsys):
+    """A rerun into the same out= retries the failed cell: it fails alone again, its record appended
+    after the first failure's, and the exit is 1, not a traceback."""
+    raising = plugin(tmp_path, "raising", "raise ZeroDivisionError('plugin bug')")
+    argv = ["run", *TINY, "methods=[random,raising]", f"plugins=[{raising}]", f"out={tmp_path / 'out'}"]
+    assert main(argv) == 1
+    capsys.readouterr()
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "1 cells failed" in err and "ZeroDivisionError: plugin bug" in err
+    records = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert [(r["method"], r["status"]) for r in records] == [
+        ("random", "ok"),
+        ("raising", "failed"),
+        ("raising", "failed"),
+    ]
+    (log,) = (tmp_path / "out" / "logs").glob("*.traceback.txt")  # one per cell: its latest attempt
+    assert "plugin bug" in log.read_text()
+
+
+def refuse_writes_under(monkeypatch, folder):
+    """Root ignores mode bits, so a read-only folder is simulated where fairbench writes: the
+    atomic writer raises what the OS would (EROFS) for paths inside ``folder``."""
+    import errno
+
+    import fairbench.core.atomic as atomic
+
+    write = atomic.write_text_atomic
+
+    def read_only(path, text):
+        if folder in [path, *path.parents]:
+            raise OSError(errno.EROFS, "Read-only file system")
+        write(path, text)
+
+    monkeypatch.setattr(atomic, "write_text_atomic", read_only)
+
+
+def test_a_read_only_experts_dir_is_one_line_before_any_expert_trains(tmp_path, monkeypatch, capsys):
+    from test_zoo import TINY as ZOO_TINY
+
+    experts = tmp_path / "experts"
+    refuse_writes_under(monkeypatch, experts)
+    out = tmp_path / "out"
+    assert main(["run", *ZOO_TINY, "methods=[mtt]", f"experts_dir={experts}", f"out={out}"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()[-1:]
+    assert line.startswith(f"fairbench: error: cannot write to experts_dir={experts}/cmnist-mini-")
+    assert "it is read-only; choose another experts_dir= (nothing was computed)" in line
+    assert not list(experts.rglob("*.pt")) and not (out / "results.jsonl").exists()
+
+
+def test_a_read_only_experts_dir_that_holds_every_expert_is_only_read(tmp_path, monkeypatch):
+    from fairbench.distill.experts import make_experts
+
+    (tmp_path / "expert_0.pt").write_bytes(b"made by an earlier run")
+    refuse_writes_under(monkeypatch, tmp_path)
+
+    def no_net():
+        raise AssertionError("no expert may train: every one is there")
+
+    assert make_experts(tmp_path, 1, None, None, {}, no_net, "cpu") == 0

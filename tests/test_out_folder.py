@@ -14,6 +14,7 @@ import subprocess
 import pytest
 from conftest import TINY_CI, checkout_env, fairbench_command
 
+import fairbench.core.atomic as atomic
 import fairbench.report.tables as tables
 import fairbench.run.outdir as outdir
 from fairbench import __version__
@@ -151,7 +152,7 @@ def test_a_read_only_or_full_out_is_one_line_before_any_compute(tmp_path, monkey
     def failing_write(path, text):
         raise OSError(code, "simulated")
 
-    monkeypatch.setattr(outdir, "write_text_atomic", failing_write)
+    monkeypatch.setattr(atomic, "write_text_atomic", failing_write)
     no_compute(monkeypatch)
     assert main(["run", *TINY, f"out={tmp_path / 'out'}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

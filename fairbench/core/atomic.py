@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import FairbenchError
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -46,3 +48,21 @@ def why_not_written(error: OSError) -> str:
     if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return "it is read-only"
     return error.strerror or str(error)
+
+
+def check_writable(folder: Path, setting: str = "out") -> None:
+    """Make ``folder`` if needed and prove a file can be written and renamed in it, or one line why
+    not, naming the ``setting`` that chose it: before any compute, not after the first cell."""
+    try:
+        if folder.exists() and not folder.is_dir():  # exists() itself fails on a name over 255 bytes
+            raise FairbenchError(f"{setting}={folder} is a file, not a folder; choose a folder for what it holds")
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "permission denied")
+        write_text_atomic(folder / ".write-check", "fairbench checks that it can write here\n")
+        (folder / ".write-check").unlink()
+    except OSError as error:
+        raise FairbenchError(
+            f"cannot write to {setting}={folder}: {why_not_written(error)}; choose another {setting}= "
+            "(nothing was computed)"
+        ) from None

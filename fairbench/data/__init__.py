@@ -121,12 +121,19 @@ def load_dataset(
     # the group-label keys act on the built split, not inside the builder
     built = {k: v for k, v in params.items() if k not in group_labels.DEFAULTS}
     try:
-        splits = build(root, **(spec.get("fixed") or {}), **built)
-    except DataNotFoundError:
-        if not (download and spec.get("download")):
-            raise
-        fetch(spec["download"], root)
-        splits = build(root, **(spec.get("fixed") or {}), **built)
+        try:
+            splits = build(root, **(spec.get("fixed") or {}), **built)
+        except DataNotFoundError:
+            if not (download and spec.get("download")):
+                raise
+            fetch(spec["download"], root)
+            splits = build(root, **(spec.get("fixed") or {}), **built)
+    except OSError as error:  # a folder or file this user may not read (EACCES), an I/O error
+        reason = (error.strerror or str(error)).lower()
+        raise FairbenchError(
+            f"dataset '{name}': cannot read {error.filename or root}: {reason}; data_root={data_root} "
+            "must be a folder this user can read"
+        ) from None
     splits.name = name
     splits.params = params
     splits.train, splits.distiller_groups = group_labels.distiller_view(splits.train, params)

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..core.atomic import atomic_path
+from ..core.atomic import atomic_path, check_writable, why_not_written
 from ..core.errors import FairbenchError, first_line
 from ..data import GroupDataset
 from ..training.augment import DSA
@@ -135,12 +135,23 @@ def make_experts(
     device,
     progress=lambda it, **_: it,
 ) -> int:
-    """Train the trajectories missing from ``folder`` (expert k with seed k); return how many."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Train the trajectories missing from ``folder`` (expert k with seed k); return how many.
+
+    A folder that already holds them all is only read, so a shared read-only cache serves every
+    run; one that must take new files is proved writable before the first expert trains."""
     todo = missing_experts(folder, count)
+    if todo:
+        check_writable(folder, "experts_dir")
     for path in progress(todo, desc=f"experts {folder.name}"):
         torch.manual_seed(int(path.stem.split("_")[1]))
         trajectory = train_expert(make_net().to(device), train, weights, hparams)
-        with atomic_path(path) as tmp:  # a kill or a full disk never leaves a truncated expert
-            torch.save(trajectory.cpu(), tmp)
+        try:
+            with atomic_path(path) as tmp:  # a kill or a full disk never leaves a truncated expert
+                torch.save(trajectory.cpu(), tmp)
+        except (OSError, RuntimeError) as error:  # torch.save's zip writer raises RuntimeError on a full disk
+            why = why_not_written(error) if isinstance(error, OSError) else first_line(error)
+            raise FairbenchError(
+                f"cannot write expert trajectory {path}: {why}; the "
+                f"{path.parent} folder keeps every expert written before it"
+            ) from None
     return len(todo)

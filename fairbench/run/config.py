@@ -177,7 +177,12 @@ def validate(config: dict) -> dict:
             raise FairbenchError(f"{key} must be a string, got {config[key]!r}")
     for key in ("data_root", "experts_dir"):
         folder = Path(config[key]).expanduser()
-        if folder.exists() and not folder.is_dir():
+        try:
+            is_file = folder.exists() and not folder.is_dir()
+        except OSError as error:  # a parent this user may not enter, a name over 255 bytes
+            reason = (error.strerror or str(error)).lower()
+            raise FairbenchError(f"{key}={config[key]} cannot be opened: {reason}") from None
+        if is_file:
             raise FairbenchError(
                 f"{key}={config[key]} is a file, not a folder; give the folder that holds (or will hold) it"
             )

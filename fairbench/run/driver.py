@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from ..core.atomic import why_not_written
+from ..core.atomic import check_writable, why_not_written
 from ..core.device import configure_backends, resolve_device
 from ..core.errors import FairbenchError
 from ..core.progress import CellProgress
@@ -26,7 +26,7 @@ from .cell import cell_id as make_cell_id
 from .cell import resolved_config, splits_for
 from .fit import check_network_fits, ensemble_runs
 from .launchers import get_launcher
-from .outdir import check_writable, describe_holdings, locked, repaired_records, reusable
+from .outdir import describe_holdings, locked, repaired_records, reusable
 from .plan import Cell, check_cells_data, make_plan, protocol_deviations
 from .preparation import check_cell_memory, check_cells_ready, prepare_cells
 from .results import RESULTS_FILE, append_record
@@ -141,8 +141,8 @@ def run_suite(config: dict, log=lambda msg: None) -> tuple[Path, object, list[st
     }  # as the user gave it
     datasets = {cell.dataset: splits_for(cell, cell_config) for cell in cells}
     _check_networks_fit(cells, datasets, config, device)
+    check_writable(out)  # after the checks that write nothing, before the experts train
     prepare(cells, datasets, device, cell_config, log)
-    check_writable(out)
     try:
         with locked(out):
             records = repaired_records(out, log)

@@ -24,7 +24,6 @@ is appended after the failed one (tables read only ``status: ok`` records).
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -39,7 +38,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from ..core.atomic import why_not_written, write_text_atomic
+from ..core.atomic import write_text_atomic
 from ..core.errors import FairbenchError
 from ..core.provenance import git_commit
 from ..core.version import __version__
@@ -51,22 +50,6 @@ log = logging.getLogger(__name__)
 LOCK_FILE = ".lock"
 LOCK_INFO = ".lock.json"
 CELLS_DIR = "cells"  # one file per finished cell, written by Slurm jobs, merged by the driver
-
-
-def check_writable(out: Path) -> None:
-    """Make ``out`` if needed and prove a file can be written and renamed in it, or one line why not."""
-    try:
-        if out.exists() and not out.is_dir():  # exists() itself fails on a name over 255 bytes
-            raise FairbenchError(f"out={out} is a file, not a folder; choose a folder for the run's results")
-        out.mkdir(parents=True, exist_ok=True)
-        if not os.access(out, os.W_OK | os.X_OK):
-            raise PermissionError(errno.EACCES, "permission denied")
-        write_text_atomic(out / ".write-check", "fairbench checks that it can write here\n")
-        (out / ".write-check").unlink()
-    except OSError as error:
-        raise FairbenchError(
-            f"cannot write to out={out}: {why_not_written(error)}; choose another out= (nothing was computed)"
-        ) from None
 
 
 def command_line() -> str:
