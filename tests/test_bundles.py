@@ -139,10 +139,16 @@ def test_the_honest_bundle_verifies_and_becomes_a_rendered_entry(bundle, tmp_pat
     assert len(fresh) == 10 and not set(fresh) & set(claimed["eval_seeds"]) and entry["measured"]["master_seed"] == 3
     assert entry["measured"]["contact"]["flagged"] is False and entry["measured"]["device"] == "cpu"
     assert entry["provenance"] == {"source": "built-in"} and entry["submission"]["name"] == "tiny random"
+    (root / "notes.md").write_text("Budgets: 1 iteration <of> nothing.\n\nA second paragraph.\n")
     assert main(["leaderboard", "render", "--root", str(root)]) == 0
     readme = (root / "README.md").read_text()
     assert "## cmnist-mini, IPC 10" in readme and entry["protocol_id"] in readme and "tiny random" in readme
-    assert "data:image/png;base64" in (root / "index.html").read_text()
+    assert readme.index("Budgets: 1 iteration <of> nothing.\n\nA second paragraph.") < readme.index("## cmnist-mini")
+    page = (root / "index.html").read_text()
+    assert (
+        "data:image/png;base64" in page
+        and "<pre class='notes'>Budgets: 1 iteration &lt;of&gt; nothing.\n\nA second paragraph.</pre>" in page
+    )
     assert r"\toprule" in (root / "leaderboard.tex").read_text()
     assert (root / "plots" / "cmnist-mini-ipc10-tradeoff.svg").is_file()
     # the entry carries the fresh runs' per-group accuracies, which the README shows as bars

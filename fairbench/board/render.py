@@ -40,6 +40,7 @@ METRIC_COLUMNS = [c for m in SHOWN for c in ([m, m + RANK_SUFFIX] if m in HEADLI
 SPREAD = "acc sd seeds / eval"
 TABLE_COLUMNS = ["method", "evaluator", "protocol", *METRIC_COLUMNS, SPREAD, "reported acc", "runs", "source"]
 CAPTION = f"{TEST}; {INTERVAL}; bold: every row of a column's first tier"
+NOTES_FILE = "notes.md"  # the maintainer's words on the tables, kept beside the entries
 
 
 def published_numbers() -> list[dict]:
@@ -182,9 +183,9 @@ def sweep_figures(plots: Path, dataset: str, ipc: int) -> list[Path]:
     return sorted(set(found))
 
 
-def markdown(frame: pd.DataFrame, reported: list[dict], plots: Path | None = None) -> str:
+def markdown(frame: pd.DataFrame, reported: list[dict], plots: Path | None = None, notes: str = "") -> str:
     """The README tables; each (dataset, IPC) with its trade-off plot, and its group bars where
-    ``plots`` holds them."""
+    ``plots`` holds them; the maintainer's ``notes`` (Markdown) between the legend and the tables."""
     lines = [
         "# fairbench leaderboard",
         "",
@@ -197,6 +198,8 @@ def markdown(frame: pd.DataFrame, reported: list[dict], plots: Path | None = Non
         "protocols are never pooled; `–`: not measured (entries older than a metric).",
         "",
     ]
+    if notes.strip():
+        lines += [notes.strip(), ""]
     for dataset, ipc, table, papers in _tables(frame, reported):
         lines += [
             f"## {dataset}, IPC {ipc}",
@@ -281,20 +284,23 @@ document.querySelectorAll('table.board th').forEach(function (th, col) {
 """
 
 
-def page(frame: pd.DataFrame, reported: list[dict], plots: Path) -> str:
-    """A self-contained HTML page: sortable tables (click a header), the plots inlined."""
+def page(frame: pd.DataFrame, reported: list[dict], plots: Path, notes: str = "") -> str:
+    """A self-contained HTML page: sortable tables (click a header), the plots inlined, the
+    maintainer's ``notes`` as their Markdown source in a preformatted block."""
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>fairbench leaderboard</title><style>",
         "body{font-family:sans-serif;max-width:90em;margin:auto;padding:1em}table{border-collapse:collapse;"
         "font-size:.85em}th,td{padding:.25em .5em;border-bottom:1px solid #ddd;text-align:right;"
         "white-space:nowrap}th{cursor:pointer;background:#f4f4f4;white-space:normal}"
         "td:nth-child(-n+3){text-align:left}div.scroll{overflow-x:auto}img.tradeoff{width:45%}"
-        "img.groups{width:100%}.caption{font-size:.9em;color:#444}",
+        "img.groups{width:100%}.caption{font-size:.9em;color:#444}pre.notes{font-size:.8em;white-space:pre-wrap}",
         "</style></head><body><h1>fairbench leaderboard</h1>",
         "<p>fairbench's own measurements of verified submissions, each mean ± the half-width of its 95% "
         "interval; rows the runs do not separate from the best share its rank, and bold marks every row of a "
         "column's first tier (accuracies higher, gaps lower). Click a column header to sort.</p>",
     ]
+    if notes.strip():  # Markdown source, kept as written: its tables stay aligned in a monospace block
+        parts.append(f"<pre class='notes'>{html.escape(notes.strip())}</pre>")
     for dataset, ipc, table, papers in _tables(frame, reported):
         parts.append(
             f"<h2>{html.escape(dataset)}, IPC {ipc}</h2><p class='caption'>{html.escape(CAPTION)}.</p>"
@@ -318,7 +324,8 @@ def page(frame: pd.DataFrame, reported: list[dict], plots: Path) -> str:
 
 def render_leaderboard(root: str | Path) -> list[Path]:
     """``root/README.md``, ``root/index.html``, ``root/leaderboard.tex`` and ``root/plots/`` from
-    ``root/entries/``."""
+    ``root/entries/``, with ``root/notes.md`` (what the maintainer says of the tables: their budgets,
+    what was measured of them) under the legend where it exists."""
     root = Path(root)
     entries = read_entries(root)
     if not entries:
@@ -331,10 +338,11 @@ def render_leaderboard(root: str | Path) -> list[Path]:
             stale.unlink()
     written = write_frame_plots(frame, plots, measured_groups(entries))
     written += write_sweep_plots(frame, plots)  # entries of a sweep (``sweep`` in an entry) get its figures
+    notes = (root / NOTES_FILE).read_text() if (root / NOTES_FILE).is_file() else ""
     for name, text in (
-        ("README.md", markdown(frame, reported, plots)),
+        ("README.md", markdown(frame, reported, plots, notes)),
         ("leaderboard.tex", latex(frame, reported)),
-        ("index.html", page(frame, reported, plots)),
+        ("index.html", page(frame, reported, plots, notes)),
     ):
         write_text_atomic(root / name, text)
         written.append(root / name)
