@@ -11,6 +11,7 @@ BOARD = Path(__file__).resolve().parents[1] / "leaderboard"
 
 def test_the_committed_tables_are_the_rendering_of_the_committed_entries(tmp_path):
     shutil.copytree(BOARD / "entries", tmp_path / "entries")
+    shutil.copy(BOARD / "notes.md", tmp_path / "notes.md")
     render_leaderboard(tmp_path)
     for name in ("README.md", "leaderboard.tex"):
         assert (tmp_path / name).read_text() == (BOARD / name).read_text(), (
