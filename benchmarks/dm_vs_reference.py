@@ -7,7 +7,8 @@ loss read back each batch); then, class by class, draws its real batch, gives re
 images one Siamese DSA draw, embeds both in one call each and adds the class's term: the squared
 distance of the means (vanilla), one such term per group found in the batch (fairdd), or the L1
 distance to the mean of the group means, each group embedded again (cobra). Both sides use
-fairbench's ConvNet and DSA transforms, the same data and sizes, and run alternately in one
+fairbench's ConvNet layers (the reference's pooled by torch's ``nn.AvgPool2d``, as its own
+``networks.py`` is) and DSA transforms, the same data and sizes, and run alternately in one
 process, one thread count at a time; the ratio of the median iteration times is printed.
 
     python benchmarks/dm_vs_reference.py                       # CPU, 1 and 2 threads
@@ -23,10 +24,12 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from fairbench.distill import DistillContext, build_distiller, method_hparams
 from fairbench.distill.base import synchronize
 from fairbench.models import build_model
+from fairbench.models.layers import AvgPool2x2
 from fairbench.run.bench import synthetic_dataset
 from fairbench.training.augment import DSA
 
@@ -133,6 +136,15 @@ def main() -> None:
     def make_net():
         return build_model("convnet", 3, 10, 32, width=args.width)
 
+    def make_reference_net():
+        """The reference's ConvNet (COBRA's ``networks.py``): fairbench's layers and initialisation,
+        pooled by torch's own ``nn.AvgPool2d``, without fairbench's slice-sum fast path."""
+        net = make_net()
+        for i, layer in enumerate(net.features):
+            if isinstance(layer, AvgPool2x2):
+                net.features[i] = nn.AvgPool2d(2)
+        return net
+
     print(f"device={device} ipc={args.ipc} groups={args.groups} width={args.width} real_batch={args.real_batch}")
     print("| mode | threads | reference ms | fairbench ms | speed-up |")
     print("|---|---|---|---|---|")
@@ -140,7 +152,7 @@ def main() -> None:
         torch.set_num_threads(threads)
         for method in args.methods:
             hp = {**method_hparams(method, "", args.ipc), "real_batch": args.real_batch}
-            reference = ReferenceLoop(train, args.ipc, hp, make_net, device, MODES[method])
+            reference = ReferenceLoop(train, args.ipc, hp, make_reference_net, device, MODES[method])
             fairbench_ms(method, train, args.ipc, hp, make_net, device, 1)  # warm-up
             reference.time_ms(1)
             ours, theirs = [], []

@@ -1,12 +1,17 @@
 """The speed work changes no result: training with the multi-tensor (foreach) SGD step gives the
-same network and the same dm+cobra synthetic set, bit for bit, as the per-parameter loop."""
+same network and the same dm+cobra synthetic set, bit for bit, as the per-parameter loop; the
+ConvNet's slice-sum pooling gives the same DM sets, bit for bit, as ``avg_pool2d``."""
 
 import functools
 
+import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from fairbench.distill import DistillContext, build_distiller, method_hparams
 from fairbench.models import build_model
+from fairbench.models.layers import AvgPool2x2
 from fairbench.run.bench import synthetic_dataset
 from fairbench.training.train import train_classifier
 
@@ -44,4 +49,30 @@ def test_cobra_warm_start_is_bit_for_bit(monkeypatch):
 
     new = distilled()
     per_parameter_sgd(monkeypatch)
+    assert torch.equal(new, distilled())
+
+
+@pytest.mark.parametrize("shape", [(16, 128, 32, 32), (5, 7, 16, 16), (3, 4, 7, 9), (2, 3, 3, 2)])
+def test_slice_sum_pooling_is_avg_pool2d_bit_for_bit(monkeypatch, shape):
+    monkeypatch.setattr(AvgPool2x2, "SLICE_SUMS_FROM", 0)  # every shape through the slice sums
+    torch.manual_seed(4)
+    x = torch.randn(shape) * 10
+    with torch.no_grad():
+        assert torch.equal(AvgPool2x2()(x), F.avg_pool2d(x, 2))
+
+
+@pytest.mark.parametrize("method", ["dm", "dm+fairdd"])
+def test_dm_sets_are_bit_for_bit_with_either_pooling(monkeypatch, method):
+    """A real batch of 3 x 40 images: tiled in 16s, every tile through the slice sums."""
+    train = synthetic_dataset(3, 2, 48, 16, torch.device("cpu"))
+    hp = {**method_hparams(method, "", 2), "iterations": 3, "real_batch": 40}
+    monkeypatch.setattr(AvgPool2x2, "SLICE_SUMS_FROM", 0)  # this test's small tiles take them too
+
+    def distilled():
+        torch.manual_seed(5)
+        ctx = DistillContext(device=torch.device("cpu"), make_net=lambda: build_model("convnet", 3, 3, 16, width=8))
+        return build_distiller(method, hp).distill(train, 2, ctx).images
+
+    new = distilled()
+    monkeypatch.setattr(AvgPool2x2, "forward", nn.AvgPool2d.forward)
     assert torch.equal(new, distilled())

@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 from .builders import model_builder
-from .layers import FeatureClassifier, norm_layer, stem_padding
+from .layers import AvgPool2x2, FeatureClassifier, norm_layer, stem_padding
 
 
 @model_builder("convnet")
@@ -24,7 +24,7 @@ def convnet(
         size = size + 2 * padding - 2
         layers += [nn.Conv2d(channels, width, 3, padding=padding), norm_layer(norm, width), nn.ReLU(inplace=True)]
         if size >= 2:
-            layers.append(nn.AvgPool2d(2))
+            layers.append(AvgPool2x2())
             size //= 2
         channels = width
     return FeatureClassifier(nn.Sequential(*layers), width * size * size, num_classes)

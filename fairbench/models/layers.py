@@ -22,6 +22,25 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
     raise ValueError(f"unknown norm {kind!r}; choose from {', '.join(NORMS)}")
 
 
+class AvgPool2x2(nn.AvgPool2d):
+    """2x2 average pooling, stride 2. Where no gradient is taken on the CPU (DM's real batch, the
+    hot path of every DM step) and the input is large, it adds the four strided quarters in
+    ``avg_pool2d``'s own order and scales by 1/4: the same result bit for bit, and about 15% less
+    time for the whole tiled forward (docs/speed.md). Small inputs (where ``avg_pool2d`` is as
+    fast), autograd and accelerators get ``avg_pool2d``, one kernel."""
+
+    SLICE_SUMS_FROM = 1 << 18  # elements: a 16-image tile of 128 channels at 16x16 and above
+
+    def __init__(self):
+        super().__init__(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or x.numel() < self.SLICE_SUMS_FROM or (torch.is_grad_enabled() and x.requires_grad):
+            return super().forward(x)
+        h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2  # an odd row or column is dropped, as the pool does
+        return (((x[..., 0:h:2, 0:w:2] + x[..., 0:h:2, 1:w:2]) + x[..., 1:h:2, 0:w:2]) + x[..., 1:h:2, 1:w:2]) * 0.25
+
+
 def stem_padding(image_size: int, kernel_size: int) -> int:
     """Same-size padding, plus 2 pixels a side for 28x28 inputs: the DC code pads MNIST to 32 in
     the first convolution so that 28x28 and 32x32 data share every later shape."""
