@@ -1,5 +1,6 @@
-"""Pieces shared by fairbench's own architectures: the norm choice, the 28→32 stem padding, and the
-features → linear head shape that distillers rely on (``embed`` is what DM and its variants match).
+"""Pieces shared by fairbench's own architectures: the norm choice, the 2x2 pooling, the 28→32 stem
+padding, and the features → linear head shape that distillers rely on (``embed`` is what DM and its
+variants match).
 """
 
 from __future__ import annotations
