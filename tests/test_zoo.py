@@ -149,3 +149,23 @@ def test_expert_cache_is_keyed_by_what_shapes_the_training(tmp_path):
         expert_folder(tmp_path, provenance, {**hparams, "expert_lr": 0.1}, balance_weights("vanilla", train)) != folder
     )
     assert expert_folder(tmp_path, provenance, hparams, balance_weights("fairdd", train)) != folder
+
+
+@pytest.mark.parametrize("losses, diverged", [([1.0, float("nan"), 2.0], True), ([3.0, float("inf")], True),
+                                              ([1e30, 2e30, 0.5], False)])  # fmt: skip
+def test_one_non_finite_loss_among_finite_ones_stops_the_run(losses, diverged):
+    from fairbench.core.errors import DistillationDiverged
+    from fairbench.distill import DistillContext
+    from fairbench.distill.base import DistillStats, IterationClock
+
+    ctx = DistillContext(device=torch.device("cpu"), make_net=None)
+    clock = IterationClock(ctx, DistillStats(), "dm", len(losses))
+    seen = []
+    try:
+        for it in clock:
+            clock.watch(torch.tensor(losses[it]))
+            seen.append(it)
+    except DistillationDiverged as error:
+        assert diverged and f"NaN or infinite by iteration {len(losses)}" in str(error) and len(seen) == len(losses)
+    else:
+        assert not diverged

@@ -267,9 +267,11 @@ class PhaseTimer:
 class IterationClock:
     """Wraps a distiller's iteration loop: progress, total and target-building time, divergence.
 
-    ``watch(loss)`` keeps a device-side flag of non-finite losses; it is read every
-    ``check_every`` iterations (one host sync per check, none per step), so a run that
-    diverges stops early with :class:`DistillationDiverged` instead of training on NaNs.
+    ``watch(loss)`` adds each loss to a device-side running sum, which a NaN or an infinity
+    makes non-finite for good (one operation per step, where a flag of ``isfinite`` took six on
+    a GPU); it is read every ``check_every`` iterations (one host sync per check, none per step),
+    so a run that diverges stops early with :class:`DistillationDiverged` instead of training on
+    NaNs. Finite losses overflow the sum only past 3e38, which is itself a diverged run.
     """
 
     check_every = 50
@@ -278,7 +280,7 @@ class IterationClock:
     def __init__(self, ctx: DistillContext, stats: DistillStats, method_id: str, iterations: int):
         self.ctx, self.stats, self.method_id, self.iterations = ctx, stats, method_id, iterations
         self.target = PhaseTimer(ctx.device)
-        self._bad: torch.Tensor | None = None
+        self._loss_sum: torch.Tensor | None = None
 
     def __iter__(self):
         warmup = min(self.warmup, self.iterations // 10)
@@ -300,12 +302,12 @@ class IterationClock:
         self.stats.target_s += self.target.seconds
 
     def watch(self, loss: torch.Tensor) -> None:
-        bad = ~torch.isfinite(loss.detach())
-        self._bad = bad if self._bad is None else self._bad | bad
+        loss = loss.detach()
+        self._loss_sum = loss if self._loss_sum is None else self._loss_sum + loss
 
     def _check(self, iteration: int) -> None:
         self.target.fold()
-        if self._bad is not None and bool(self._bad):
+        if self._loss_sum is not None and not bool(torch.isfinite(self._loss_sum)):
             raise DistillationDiverged(
                 f"{self.method_id}: the matching loss became NaN or infinite by iteration {iteration}"
             )
