@@ -1,4 +1,6 @@
+import errno
 import os
+import pathlib
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +54,17 @@ def fairbench_command(*args):
 def checkout_env():
     """The subprocess imports this checkout's fairbench, whatever is installed."""
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+
+
+def refuse_lookups_under(monkeypatch, folder: Path, lookup: str) -> None:
+    """Root ignores mode bits, so a folder this user may not enter is simulated where fairbench
+    looks: ``Path.<lookup>`` (``exists``, ``is_file``) raises what the OS would (EACCES) for paths
+    inside ``folder``."""
+    real = getattr(pathlib.Path, lookup)
+
+    def refused(path):
+        if folder in path.parents:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(pathlib.Path, lookup, refused)

@@ -29,3 +29,12 @@ def test_every_committed_entry_was_measured_with_fresh_runs_and_no_test_contact(
         assert not set(measured["eval_seeds"]) & set(entry["reported"]["eval_seeds"])
         assert measured["contact"]["flagged"] is False
         assert len(measured["group_acc"]["runs"]) == len(measured["eval_seeds"])
+
+
+def test_every_committed_entry_is_a_protocol_its_registered_suite_defines():
+    """The board's suite (quickstart-long) still makes each committed row: `fairbench run
+    suite=quickstart-long` reproduces the table, and `leaderboard add` needs no protocols=any."""
+    from fairbench.board.protocols import suite_of
+
+    for entry in read_entries(BOARD):
+        assert suite_of({"protocol": entry["protocol"], "protocol_id": entry["protocol_id"]}) == "quickstart-long"

@@ -1,11 +1,10 @@
 """Corrupt or unusable data: one line naming the file or the setting, exit 2, nothing computed."""
 
-import errno
 import os
-import pathlib
 
 import numpy as np
 import pytest
+from conftest import refuse_lookups_under
 from native_files import write_idx, write_mnist, write_utkface
 from test_cli import assert_clean_error
 
@@ -57,14 +56,7 @@ def test_a_data_root_this_user_cannot_read_is_one_line(tmp_path, monkeypatch, ca
     raw.chmod(0)
     try:
         if os.geteuid() == 0:
-            is_file = pathlib.Path.is_file
-
-            def refused(path):
-                if raw in path.parents:
-                    raise PermissionError(errno.EACCES, "Permission denied", str(path))
-                return is_file(path)
-
-            monkeypatch.setattr(pathlib.Path, "is_file", refused)
+            refuse_lookups_under(monkeypatch, raw, "is_file")
         assert main(["data", "cmnist", f"data_root={tmp_path}"]) == 2
     finally:
         raw.chmod(0o755)

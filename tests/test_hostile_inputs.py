@@ -7,6 +7,7 @@ import json
 import textwrap
 
 import pytest
+from conftest import refuse_lookups_under
 from test_plugins import isolated_registries  # noqa: F401 (a fixture)
 
 from fairbench.cli import main
@@ -174,19 +175,8 @@ def test_a_network_size_that_cannot_build_is_refused_at_dry_run(capsys, setting,
 def test_a_data_root_or_experts_dir_behind_a_folder_this_user_cannot_enter_is_one_line(
     tmp_path, monkeypatch, capsys, key
 ):
-    """Under root no mode bit refuses a stat, so ``Path.exists`` raises what a user's would (EACCES)."""
-    import errno
-    import pathlib
-
     locked = tmp_path / "locked"
-    exists = pathlib.Path.exists
-
-    def refused(path):
-        if locked in path.parents:
-            raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return exists(path)
-
-    monkeypatch.setattr(pathlib.Path, "exists", refused)
+    refuse_lookups_under(monkeypatch, locked, "exists")
     assert main(["run", "suite=ci", f"{key}={locked / 'data'}", "--dry-run"]) == 2
     assert capsys.readouterr().err == f"fairbench: error: {key}={locked / 'data'} cannot be opened: permission denied\n"
 
@@ -262,3 +252,25 @@ def test_a_read_only_experts_dir_that_holds_every_expert_is_only_read(tmp_path, 
         raise AssertionError("no expert may train: every one is there")
 
     assert make_experts(tmp_path, 1, None, None, {}, no_net, "cpu") == 0
+
+
+def test_a_disk_that_fills_while_experts_are_written_names_the_file_and_keeps_the_earlier_ones(tmp_path, monkeypatch):
+    import errno
+
+    import torch
+
+    import fairbench.distill.experts as experts
+    from fairbench.core.errors import FairbenchError
+
+    monkeypatch.setattr(experts, "train_expert", lambda *args: torch.zeros(2, 3))
+    save = torch.save
+
+    def full_after_one(obj, path):
+        if list(tmp_path.glob("expert_*.pt")):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        save(obj, path)
+
+    monkeypatch.setattr(experts.torch, "save", full_after_one)
+    with pytest.raises(FairbenchError, match=r"cannot write expert trajectory .*expert_1.pt: the disk is full"):
+        experts.make_experts(tmp_path, 2, None, None, {}, lambda: torch.nn.Linear(1, 1), "cpu")
+    assert [p.name for p in tmp_path.iterdir()] == ["expert_0.pt"]  # no partial file of expert 1

@@ -30,3 +30,8 @@ def first_line(error: BaseException) -> str:
     """An exception's message cut to one line, for a one-line error that quotes what went wrong."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def os_reason(error: OSError) -> str:
+    """What the OS said, in the lower case of a clause inside a one-line error ("permission denied")."""
+    return (error.strerror or str(error)).lower()

@@ -12,7 +12,7 @@ import math
 import re
 from pathlib import Path
 
-from ..core.errors import DataNotFoundError, FairbenchError
+from ..core.errors import DataNotFoundError, FairbenchError, os_reason
 from ..core.overrides import apply_overrides
 from ..core.registry import add_entry, entries, entry, source_of
 from . import bffhq, celeba, cifar, digits, group_labels, utkface  # noqa: F401  (register their builders)
@@ -129,9 +129,8 @@ def load_dataset(
             fetch(spec["download"], root)
             splits = build(root, **(spec.get("fixed") or {}), **built)
     except OSError as error:  # a folder or file this user may not read (EACCES), an I/O error
-        reason = (error.strerror or str(error)).lower()
         raise FairbenchError(
-            f"dataset '{name}': cannot read {error.filename or root}: {reason}; data_root={data_root} "
+            f"dataset '{name}': cannot read {error.filename or root}: {os_reason(error)}; data_root={data_root} "
             "must be a folder this user can read"
         ) from None
     splits.name = name

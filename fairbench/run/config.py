@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ..core.device import check_device
-from ..core.errors import FairbenchError, unknown_choice
+from ..core.errors import FairbenchError, os_reason, unknown_choice
 from ..core.paths import suites_dir
 from ..core.registry import include_dirs, read_yaml
 from .plugins import activate
@@ -180,8 +180,7 @@ def validate(config: dict) -> dict:
         try:
             is_file = folder.exists() and not folder.is_dir()
         except OSError as error:  # a parent this user may not enter, a name over 255 bytes
-            reason = (error.strerror or str(error)).lower()
-            raise FairbenchError(f"{key}={config[key]} cannot be opened: {reason}") from None
+            raise FairbenchError(f"{key}={config[key]} cannot be opened: {os_reason(error)}") from None
         if is_file:
             raise FairbenchError(
                 f"{key}={config[key]} is a file, not a folder; give the folder that holds (or will hold) it"
