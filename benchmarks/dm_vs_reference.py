@@ -80,8 +80,8 @@ class ReferenceLoop:
             real, groups = self.real_batch(c)
             syn = self.syn[c * self.ipc : (c + 1) * self.ipc]
             params = self.dsa.sample(1, real.shape[-1], self.device)
-            real = self.dsa.apply(real, params, zeros[: len(real)])
-            syn = self.dsa.apply(syn, params, zeros[: self.ipc])
+            real = self.dsa.apply(real, params, zeros[: len(real)], [len(real)])
+            syn = self.dsa.apply(syn, params, zeros[: self.ipc], [self.ipc])
             output_real, output_syn = net.embed(real).detach(), net.embed(syn)
             if self.mode == "vanilla":
                 loss = loss + torch.sum((output_real.mean(0) - output_syn.mean(0)) ** 2)
@@ -110,6 +110,20 @@ class ReferenceLoop:
         return 1000 * (time.perf_counter() - start) / iterations
 
 
+def reference_net(image_size: int, width: int):
+    """A builder of the reference's ConvNet (COBRA's ``networks.py``): fairbench's layers and
+    initialisation, pooled by torch's own ``nn.AvgPool2d``, without fairbench's slice-sum path."""
+
+    def build():
+        net = build_model("convnet", 3, 10, image_size, width=width)
+        for i, layer in enumerate(net.features):
+            if isinstance(layer, AvgPool2x2):
+                net.features[i] = nn.AvgPool2d(2)
+        return net
+
+    return build
+
+
 def fairbench_ms(method: str, train, ipc: int, hp: dict, make_net, device, iterations: int) -> float:
     distiller = build_distiller(method, {**hp, "iterations": iterations})
     distiller.distill(train, ipc, DistillContext(device=device, make_net=make_net))
@@ -136,14 +150,7 @@ def main() -> None:
     def make_net():
         return build_model("convnet", 3, 10, 32, width=args.width)
 
-    def make_reference_net():
-        """The reference's ConvNet (COBRA's ``networks.py``): fairbench's layers and initialisation,
-        pooled by torch's own ``nn.AvgPool2d``, without fairbench's slice-sum fast path."""
-        net = make_net()
-        for i, layer in enumerate(net.features):
-            if isinstance(layer, AvgPool2x2):
-                net.features[i] = nn.AvgPool2d(2)
-        return net
+    make_reference_net = reference_net(32, args.width)
 
     print(f"device={device} ipc={args.ipc} groups={args.groups} width={args.width} real_batch={args.real_batch}")
     print("| mode | threads | reference ms | fairbench ms | speed-up |")

@@ -93,3 +93,66 @@ def test_geometric_transforms_resample_like_the_reference(name, key, value):
         theta[0] = torch.tensor([[c, s, 0.0], [-s, c, 0.0]])
     expected = F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False), align_corners=False)
     torch.testing.assert_close(out, expected)
+
+
+def grouping_case(seed=0, pairs=12, per_pair=(3, 1, 2)):
+    torch.manual_seed(seed)
+    sizes = [per_pair[i % len(per_pair)] for i in range(pairs)]
+    dsa = DSA()
+    params = dsa.sample(pairs, 16, "cpu")
+    owners = torch.arange(pairs).repeat_interleave(torch.tensor(sizes))
+    return dsa, params, sizes, owners, torch.randn(sum(sizes), 3, 16, 16)
+
+
+def test_grouping_by_transform_equals_transforming_each_sample_alone():
+    """apply gathers each transform's samples, runs it once and restores the order: every output
+    sample is bit for bit the sample transformed alone by its pair's draw, with or without sizes."""
+    dsa, params, sizes, owners, x = grouping_case()
+    assert len(set(params["choice"][owners.numpy()].tolist())) >= 4  # the grouping is exercised
+    grouped = dsa.apply(x, params, owners, sizes)
+    alone = torch.cat([dsa.apply(x[i : i + 1], params, owners[i : i + 1]) for i in range(len(x))])
+    assert torch.equal(grouped, alone)
+    assert torch.equal(dsa.apply(x, params, owners), grouped)
+
+
+def test_gradients_through_the_grouping_equal_each_samples_own():
+    dsa, params, sizes, owners, x = grouping_case(seed=1)
+    weights = torch.randn_like(x)
+    x_grouped = x.clone().requires_grad_(True)
+    (dsa.apply(x_grouped, params, owners, sizes) * weights).sum().backward()
+    x_alone = x.clone().requires_grad_(True)
+    for i in range(len(x)):
+        (dsa.apply(x_alone[i : i + 1], params, owners[i : i + 1]) * weights[i : i + 1]).sum().backward()
+    assert torch.equal(x_grouped.grad, x_alone.grad)
+
+
+def test_sizes_that_do_not_describe_the_batch_are_refused():
+    dsa, params, sizes, owners, x = grouping_case()
+    with pytest.raises(ValueError, match="do not describe"):
+        dsa.apply(x, params, owners, sizes[:-1])
+    with pytest.raises(ValueError, match="do not describe"):
+        dsa.apply(x[1:], params, owners[1:], sizes)
+
+
+def test_float64_images_are_resampled_on_a_float64_grid():
+    torch.manual_seed(2)
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    params = DSA(strategy="rotate").sample(2, 8, "cpu", dtype=torch.float64)
+    assert DSA(strategy="rotate").apply(x, params, torch.tensor([0, 1]), [1, 1]).dtype == torch.float64
+
+
+@pytest.mark.parametrize("name", TRANSFORMS)
+def test_non_square_images_match_each_sample_alone(name):
+    torch.manual_seed(3)
+    dsa = DSA(strategy=name)
+    params = dsa.sample(3, (16, 12), "cpu")
+    x, owners = torch.randn(6, 3, 16, 12), torch.arange(3).repeat_interleave(2)
+    out = dsa.apply(x, params, owners, [2, 2, 2])
+    assert out.shape == x.shape
+    assert torch.equal(out, torch.cat([dsa.apply(x[i : i + 1], params, owners[i : i + 1]) for i in range(6)]))
+
+
+def test_draws_for_another_image_size_are_refused():
+    params = DSA().sample(2, 16, "cpu")
+    with pytest.raises(ValueError, match="cannot transform"):
+        DSA().apply(torch.randn(2, 3, 32, 32), params, torch.tensor([0, 1]), [1, 1])

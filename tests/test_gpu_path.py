@@ -160,11 +160,18 @@ def test_host_to_gpu_copies_are_pinned_and_non_blocking(monkeypatch):
     assert calls == ["pin", {"non_blocking": True}]
 
 
-def test_dsas_transform_choice_goes_through_the_pinned_copy(monkeypatch):
+def test_dsa_groups_samples_on_the_host_and_sends_the_grouping_through_the_pinned_copy(monkeypatch):
+    """The transform choices stay on the host; applying them with the batch's pair sizes copies
+    one index tensor to the device (order, its inverse, the owners) and reads nothing back."""
     copied = []
     monkeypatch.setattr(augment, "to_device", lambda t, d: copied.append(t) or t)
-    augment.DSA().sample(4, 8, "cpu")
-    assert len(copied) == 1 and copied[0].dtype == torch.int64
+    monkeypatch.setattr(torch.Tensor, "cpu", lambda self: pytest.fail("pair ids read back from the device"))
+    torch.manual_seed(0)
+    dsa = augment.DSA()
+    params = dsa.sample(8, 8, "cpu")
+    assert copied == [] and len(set(params["choice"].tolist())) > 1
+    dsa.apply(torch.randn(16, 3, 8, 8), params, torch.arange(8).repeat_interleave(2), sizes=[2] * 8)
+    assert len(copied) == 1 and copied[0].dtype == torch.int64 and copied[0].shape == (3, 16)
 
 
 class FakeEvent:

@@ -44,6 +44,15 @@ def test_real_batch_takes_up_to_per_class_of_each_class():
     assert sorted(sampler.sample(100).tolist()) == list(range(10))
 
 
+@pytest.mark.parametrize("per_class,equal", [(5, False), (5, True), (2, False), (9, False)])
+def test_sizes_say_on_the_host_how_many_of_each_class_a_batch_holds(per_class, equal):
+    """DSA groups a batch by transform on the host from these sizes, never reading labels back."""
+    labels = torch.tensor([0] * 6 + [1] * 3 + [2] * 8)
+    sampler = ClassSampler(labels, 3)
+    batch = labels[sampler.sample(per_class, equal=equal)]
+    assert sampler.sizes(per_class, equal=equal) == torch.bincount(batch, minlength=3).tolist()
+
+
 def test_impossible_ipc_is_a_clear_error():
     sampler = ClassSampler(torch.tensor([0, 0, 1]), 2)
     with pytest.raises(FairbenchError, match="ipc=2 is impossible.*only 1"):

@@ -66,10 +66,12 @@ class BilevelMatching(Distiller):
         syn_labels = self.decode_labels(stored_labels)
         by_class = (num_classes, len(syn_labels) // num_classes)
         dsa = self.augmentation()
-        size = train.image_shape[-1]
+        size = train.image_shape[-2:]
         clock = self.timed_iterations(ctx)
         # up to real_batch of each class, as the reference; a barycenter needs equal counts
         self.equal_batches = self.matches_distributions or sampler.equal_counts(hp["real_batch"])
+        real_sizes = sampler.sizes(hp["real_batch"], equal=self.equal_batches)
+        syn_sizes = [by_class[1]] * num_classes
         for iteration in clock:
             self.start_iteration(iteration, optimizer)
             net = ctx.fresh_net()
@@ -78,14 +80,14 @@ class BilevelMatching(Distiller):
                 params = dsa.sample(num_classes, size, ctx.device) if dsa is not None else None
                 syn = self.decode(stored)
                 if dsa is not None:
-                    syn = dsa.apply(syn, params, syn_labels)
+                    syn = dsa.apply(syn, params, syn_labels, syn_sizes)
                 syn_stats = self.synthetic_statistics(
                     net, syn.view(*by_class, *syn.shape[1:]), syn_labels.view(by_class)
                 )
                 with clock.target.phase():
                     real, labels = train.normalize(train.images[index]), train.labels[index]
                     if dsa is not None:
-                        real = dsa.apply(real, params, labels)
+                        real = dsa.apply(real, params, labels, real_sizes)
                     target = self.real_target(
                         net, real, labels, train.groups[index], num_classes, num_groups, syn_stats
                     )

@@ -30,24 +30,26 @@ class DistributionMatching(Distiller):
         sampler = ClassSampler(train.labels, num_classes)
         syn, syn_labels, optimizer = self.learnable_images(train, ipc, sampler)
         dsa = self.augmentation()
-        size = train.image_shape[-1]
+        size = train.image_shape[-2:]
         clock = self.timed_iterations(ctx)
+        # up to real_batch of each class; a barycenter needs the same count per class
+        real_sizes = sampler.sizes(hp["real_batch"], equal=self.matches_distributions)
+        syn_sizes = [ipc] * num_classes
         for _ in clock:
             net = ctx.fresh_net()
             with clock.target.phase():
                 if hp["warmup_epochs"]:
                     warm_start(net, syn.detach(), syn_labels, hp, dsa)
             net.requires_grad_(False)
-            # up to real_batch of each class; a barycenter needs the same count per class
             index = sampler.sample(hp["real_batch"], equal=self.matches_distributions)
             params = dsa.sample(num_classes, size, ctx.device) if dsa is not None else None
-            syn_in = dsa.apply(syn, params, syn_labels) if dsa is not None else syn
+            syn_in = dsa.apply(syn, params, syn_labels, syn_sizes) if dsa is not None else syn
             # synthetic embeddings first: the barycenter starts from them
             syn_embed = tiled(net.embed, syn_in).view(num_classes, ipc, -1)
             with clock.target.phase():
                 real, labels, groups = train.normalize(train.images[index]), train.labels[index], train.groups[index]
                 if dsa is not None:
-                    real = dsa.apply(real, params, labels)
+                    real = dsa.apply(real, params, labels, real_sizes)
                 with torch.no_grad():
                     real_embed = tiled(net.embed, real)
                 target = feature_target(

@@ -20,8 +20,9 @@ class ClassSampler:
         counts = torch.bincount(labels, minlength=num_classes)
         self.order = torch.argsort(labels, stable=True)
         self.offsets = (torch.cumsum(counts, 0) - counts).unsqueeze(1)
-        self.min_count = int(counts.min())
-        self.max_count = max_count = int(counts.max())
+        self.counts = counts.tolist()
+        self.min_count = min(self.counts)
+        self.max_count = max_count = max(self.counts)
         self.invalid = torch.arange(max_count, device=labels.device).unsqueeze(0) >= counts.unsqueeze(1)
         self._kept_cache: dict[int, torch.Tensor] = {}
         if self.min_count == 0:
@@ -31,6 +32,12 @@ class ClassSampler:
     def equal_counts(self, per_class: int) -> bool:
         """Whether :meth:`sample` gives every class the same count (no class is smaller)."""
         return per_class <= self.min_count
+
+    def sizes(self, per_class: int, equal: bool = False) -> list[int]:
+        """How many samples of each class :meth:`sample` gives, known on the host: what DSA needs to
+        group a batch by transform without reading its labels back from the device."""
+        k = min(per_class, self.min_count if equal else self.max_count)
+        return [min(k, count) for count in self.counts]
 
     def sample(self, per_class: int, equal: bool = False) -> torch.Tensor:
         """Class-major indices, ``min(per_class, class size)`` of each class; ``equal=True`` cuts

@@ -20,6 +20,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -50,20 +51,35 @@ class DSA:
     def transforms(self) -> list[str]:
         return self.strategy.split("_")
 
-    def sample(self, num_pairs: int, image_size: int, device, rng: TrainingRNG | None = None) -> dict:
+    def sample(
+        self,
+        num_pairs: int,
+        image_size: int | tuple[int, int],
+        device,
+        rng: TrainingRNG | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> dict:
         """Draw a transform and its parameters for each of ``num_pairs`` pairs.
 
-        The choices come from a CPU generator, so no device sync is needed (``numpy()`` reads the
-        host tensor, and would refuse a device one); they reach the device from pinned memory
-        without blocking the host. Each transform chosen draws parameters for every pair (only its
-        own pairs use them), a few numbers per pair.
+        The choices come from a CPU generator and stay on the host, where :meth:`apply` groups the
+        samples by transform (no device sync). Each transform chosen draws its parameters for every
+        pair (only its own pairs use them) and turns them at once into its per-pair table (a shift,
+        an index, a mask, a sampling grid): made once per step, shared by the real and the
+        synthetic batch. The sampling grids are built in ``dtype`` (the default float type unless
+        given), the images' own, for images of ``image_size`` (its width if (height, width): the
+        crop's pad and the cutout's side follow the width, as the reference's).
         """
+        dtype = dtype or torch.get_default_dtype()
+        height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
         host = None if rng is None else rng.host
-        choice = torch.randint(len(self.transforms), (num_pairs,), generator=host)
-        chosen = sorted(set(choice.numpy()))
+        choice = torch.randint(len(self.transforms), (num_pairs,), generator=host).numpy()
         return {
-            "choice": to_device(choice, device),
-            "draws": {k: self._draw(self.transforms[k], num_pairs, image_size, device, rng) for k in chosen},
+            "choice": choice,
+            "size": (height, width),
+            "tables": {
+                k: self._table(self._draw(self.transforms[k], num_pairs, width, device, rng), height, width, dtype)
+                for k in sorted(set(choice.tolist()))
+            },
         }
 
     def sample_batch(self, num_pairs: int, image_size: int, device, rng: TrainingRNG | None = None) -> dict:
@@ -103,62 +119,106 @@ class DSA:
             return {"name": name, "factors": uniform(2) * (self.scale - low) + low}
         return {"name": name, "angle": (uniform() - 0.5) * 2 * self.rotate / 180 * math.pi}
 
-    def apply(self, x: torch.Tensor, params: dict, pair_ids: torch.Tensor) -> torch.Tensor:
-        """``x`` transformed by the draw of each sample's pair (a :meth:`sample` or a
-        :meth:`sample_batch` draw). With one transform per pair, on the CPU each transform runs on
-        its own samples; on an accelerator every transform chosen runs on the whole batch and each
-        sample keeps its own pair's: a few cheap image operations more, and no data-dependent
-        indexing, so no device sync."""
-        if "draws" not in params:
-            return self._apply_one(x, params, pair_ids)
-        choice = params["choice"][pair_ids]
-        if x.device.type == "cpu":
-            # on the CPU an index costs no sync: each transform runs on its own samples only
-            out = x.clone()
-            for k, draw in params["draws"].items():
-                members = (choice == k).nonzero().flatten()
-                if len(members):
-                    out[members] = self._apply_one(x[members], draw, pair_ids[members])
-            return out
-        choice = choice.view(-1, 1, 1, 1)
-        out = x
-        for k, draw in params["draws"].items():
-            out = torch.where(choice == k, self._apply_one(x, draw, pair_ids), out)
-        return out
-
-    def _apply_one(self, x: torch.Tensor, params: dict, pair_ids: torch.Tensor) -> torch.Tensor:
-        name = params["name"]
-        n, _, h, w = x.shape
+    def _table(self, draw: dict, height: int, width: int, dtype: torch.dtype) -> dict:
+        """A draw's parameters as one tensor per pair, indexed by the samples' pairs in one
+        operation: the colour factors, the source pixel of every output pixel (crop, flip), the
+        kept pixels (cutout), the sampling grid (scale, rotate), for ``height`` x ``width`` images.
+        Built with as few operations as the arithmetic allows: on a GPU each is a launch."""
+        name = draw["name"]
         if name == "color":
-            b, s, c = (params[k][pair_ids].view(n, 1, 1, 1) for k in ("brightness", "saturation", "contrast"))
-            x = x + (b - 0.5) * self.brightness
-            mean = x.mean(dim=1, keepdim=True)
-            x = (x - mean) * (s * self.saturation) + mean
-            mean = x.mean(dim=(1, 2, 3), keepdim=True)
-            return (x - mean) * (c + self.contrast) + mean
+            factors = (
+                (draw["brightness"] - 0.5) * self.brightness,
+                draw["saturation"] * self.saturation,
+                draw["contrast"] + self.contrast,
+            )
+            return {"name": name, "table": torch.stack(factors, 1).view(-1, 3, 1, 1)}
+        if name in ("scale", "rotate"):
+            if name == "scale":
+                x_scale, y_scale = draw["factors"].unbind(1)
+                zero = torch.zeros_like(x_scale)
+                theta = torch.stack([x_scale, zero, zero, zero, y_scale, zero], 1)
+            else:
+                cos, sin = torch.cos(draw["angle"]), torch.sin(draw["angle"])
+                zero = torch.zeros_like(cos)
+                theta = torch.stack([cos, sin, zero, -sin, cos, zero], 1)
+            theta = theta if theta.dtype == dtype else theta.to(dtype)  # float64 images: a float64 grid
+            grid = F.affine_grid(theta.view(-1, 2, 3), [len(theta), 1, height, width], align_corners=False)
+            return {"name": name, "table": grid}
+        device = next(v for v in draw.values() if isinstance(v, torch.Tensor)).device
+        rows, cols = torch.arange(height, device=device), torch.arange(width, device=device)
         if name == "crop":
-            return _translate(x, params["shift"][pair_ids], params["pad"])
+            # each output row's and column's source in the zero-padded image
+            pad, shift = draw["pad"], draw["shift"] + draw["pad"]
+            source = (rows + shift[:, :1]).unsqueeze(2) * (width + 2 * pad) + (cols + shift[:, 1:]).unsqueeze(1)
+            return {"name": name, "pad": pad, "table": source.flatten(1)}
         if name == "cutout":
-            size = params["size"]
-            start = params["center"][pair_ids] - size // 2
-            rows = torch.arange(h, device=x.device).view(1, h)
-            cols = torch.arange(w, device=x.device).view(1, w)
-            in_rows = (rows >= start[:, :1]) & (rows < start[:, :1] + size)
-            in_cols = (cols >= start[:, 1:]) & (cols < start[:, 1:] + size)
-            keep = ~(in_rows.unsqueeze(2) & in_cols.unsqueeze(1))
-            return x * keep.unsqueeze(1).to(x.dtype)
-        if name == "flip":
-            return torch.where(params["flip"][pair_ids].view(n, 1, 1, 1), x.flip(3), x)
-        theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
-        if name == "scale":
-            factors = params["factors"][pair_ids]
-            theta[:, 0, 0], theta[:, 1, 1] = factors[:, 0], factors[:, 1]
+            # each row's and column's offset from the square's first one
+            start, side = draw["center"] - draw["size"] // 2, draw["size"]
+            row_offset, col_offset = rows - start[:, :1], cols - start[:, 1:]
+            outside_rows = (row_offset < 0) | (row_offset >= side)
+            outside_cols = (col_offset < 0) | (col_offset >= side)
+            return {"name": name, "table": (outside_rows.unsqueeze(2) | outside_cols.unsqueeze(1)).unsqueeze(1)}
+        return {"name": name, "table": torch.where(draw["flip"].unsqueeze(1), cols.flip(0), cols)}
+
+    def apply(
+        self, x: torch.Tensor, params: dict, pair_ids: torch.Tensor, sizes: Sequence[int] | None = None
+    ) -> torch.Tensor:
+        """``x`` transformed by the draw of each sample's pair (a :meth:`sample` draw, or one
+        transform's draw as :meth:`sample_batch` gives).
+
+        With one transform per pair, the samples are grouped by transform on the host: one gather
+        puts each transform's samples together, each transform runs once on its own samples, one
+        gather restores the order. ``sizes`` (the samples of each pair, when ``x`` is pair-major, as
+        a :class:`~fairbench.distill.sampling.ClassSampler` batch and the learnable images are)
+        tells the host the grouping; without it ``pair_ids`` is read on the host, free on the CPU
+        and one device sync on an accelerator.
+        """
+        if "tables" not in params:
+            return self._apply_one(x, params, pair_ids)
+        if tuple(x.shape[-2:]) != params["size"]:
+            raise ValueError(f"DSA drawn for {params['size']} images cannot transform {tuple(x.shape[-2:])} images")
+        if sizes is None:
+            owners = pair_ids.cpu().numpy()
         else:
-            angle = params["angle"][pair_ids]
-            theta[:, 0, 0], theta[:, 0, 1] = torch.cos(angle), torch.sin(angle)
-            theta[:, 1, 0], theta[:, 1, 1] = -torch.sin(angle), torch.cos(angle)
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        return F.grid_sample(x, grid, align_corners=False)
+            if sum(sizes) != len(x) or len(sizes) != len(params["choice"]):
+                raise ValueError(
+                    f"sizes {list(sizes)} do not describe {len(x)} samples of {len(params['choice'])} pairs"
+                )
+            owners = np.repeat(np.arange(len(sizes)), sizes)
+        transform = params["choice"][owners]
+        counts = np.bincount(transform, minlength=len(self.transforms))
+        chosen = np.flatnonzero(counts).tolist()
+        if len(chosen) == 1:
+            return self._transform(x, params["tables"][chosen[0]], pair_ids)
+        order = np.argsort(transform, kind="stable")
+        index = to_device(torch.from_numpy(np.stack([order, np.argsort(order), owners[order]])), x.device)
+        # split, not slices: its backward is one concatenation, where each slice's is a full-size copy
+        groups, group_owners = x[index[0]].split(counts[chosen].tolist()), index[2].split(counts[chosen].tolist())
+        parts = [self._transform(g, params["tables"][k], o) for k, g, o in zip(chosen, groups, group_owners)]
+        return torch.cat(parts)[index[1]]
+
+    def _apply_one(self, x: torch.Tensor, draw: dict, pair_ids: torch.Tensor | None) -> torch.Tensor:
+        """One transform's draw on ``x``; ``pair_ids`` None: one pair per sample, in order."""
+        return self._transform(x, self._table(draw, *x.shape[-2:], x.dtype), pair_ids)
+
+    def _transform(self, x: torch.Tensor, table: dict, pair_ids: torch.Tensor | None) -> torch.Tensor:
+        name, rows = table["name"], table["table"] if pair_ids is None else table["table"][pair_ids]
+        n, channels, h, w = x.shape
+        if name == "color":
+            x = x + rows[:, 0:1]
+            mean = x.mean(dim=1, keepdim=True)
+            x = (x - mean) * rows[:, 1:2] + mean
+            mean = x.mean(dim=(1, 2, 3), keepdim=True)
+            return (x - mean) * rows[:, 2:3] + mean
+        if name == "crop":
+            # a gather from the zero-padded images: whole-pixel shifts, zero fill
+            padded = F.pad(x, (table["pad"],) * 4).flatten(2)
+            return padded.gather(2, rows.unsqueeze(1).expand(n, channels, h * w)).view(n, channels, h, w)
+        if name == "cutout":
+            return x * rows
+        if name == "flip":
+            return x.gather(3, rows.view(n, 1, 1, w).expand(n, channels, h, w))
+        return F.grid_sample(x, rows, align_corners=False)
 
     def __call__(self, x: torch.Tensor, rng: TrainingRNG | None = None) -> torch.Tensor:
         """Augment ``x`` with independent parameters per sample (training an evaluator)."""
@@ -173,12 +233,14 @@ class DSA:
         """
         size = x.shape[1]
         draws = [self.sample_batch(size, x.shape[-1], x.device, rng) for rng in rngs]
+        if len(draws) == 1:  # one network training alone: no batches to gather and restack
+            return self._apply_one(x[0], draws[0], None).unsqueeze(0)
         out: list[torch.Tensor | None] = [None] * len(draws)
         for name in dict.fromkeys(d["name"] for d in draws):
             members = [k for k, d in enumerate(draws) if d["name"] == name]
             batch = torch.cat([x[k] for k in members])
             params = _concat_draws([draws[k] for k in members])
-            augmented = self._apply_one(batch, params, torch.arange(len(batch), device=x.device))
+            augmented = self._apply_one(batch, params, None)
             for k, chunk in zip(members, augmented.split(size)):
                 out[k] = chunk
         return torch.stack(out)
@@ -191,15 +253,3 @@ def _concat_draws(draws: list[dict]) -> dict:
         key: torch.cat([d[key] for d in draws]) if isinstance(value, torch.Tensor) else value
         for key, value in draws[0].items()
     }
-
-
-def _translate(x: torch.Tensor, shift: torch.Tensor, pad: int) -> torch.Tensor:
-    """Shift each image by whole pixels (rows, cols), at most ``pad``, filling with zeros."""
-    n, _, h, w = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad))
-    rows = torch.arange(h, device=x.device).view(1, h) + shift[:, :1] + pad
-    cols = torch.arange(w, device=x.device).view(1, w) + shift[:, 1:] + pad
-    batch = torch.arange(n, device=x.device).view(n, 1, 1)
-    # contiguous: the permute leaves channels-last strides, on which torch 2.14's CPU convolution
-    # backward corrupted the heap (a width-4 ResNet-18 on 64x64 images, tests/test_evaluators.py)
-    return padded[batch, :, rows.unsqueeze(2), cols.unsqueeze(1)].permute(0, 3, 1, 2).contiguous()

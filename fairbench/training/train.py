@@ -124,9 +124,10 @@ def fit(
             )
         for group in optimizer.param_groups:
             group["lr"] = rates[ep]
-        orders = torch.stack(
-            [torch.randperm(n, device=images.device, generator=None if rng is None else rng.device) for rng in rngs]
-        )
+        shuffles = [
+            torch.randperm(n, device=images.device, generator=None if rng is None else rng.device) for rng in rngs
+        ]
+        orders = torch.stack(shuffles) if len(shuffles) > 1 else shuffles[0].unsqueeze(0)  # one member: no copy
         for batch in batch_slices(n, batch_size):
             index = orders[:, batch]
             x = images[index]
