@@ -85,7 +85,8 @@ class DSA:
     def sample_batch(self, num_pairs: int, image_size: int, device, rng: TrainingRNG | None = None) -> dict:
         """One transform for the whole batch, its parameters drawn for each of ``num_pairs`` pairs."""
         host = None if rng is None else rng.host
-        name = self.transforms[int(torch.randint(len(self.transforms), (), generator=host))]
+        # read through numpy: a host tensor's value, no torch operation (which could be a device read)
+        name = self.transforms[int(torch.randint(len(self.transforms), (), generator=host).numpy())]
         return self._draw(name, num_pairs, image_size, device, rng)
 
     def _draw(self, name: str, num_pairs: int, image_size: int, device, rng: TrainingRNG | None) -> dict:
@@ -145,19 +146,21 @@ class DSA:
             grid = F.affine_grid(theta.view(-1, 2, 3), [len(theta), 1, height, width], align_corners=False)
             return {"name": name, "table": grid}
         device = next(v for v in draw.values() if isinstance(v, torch.Tensor)).device
-        rows, cols = torch.arange(height, device=device), torch.arange(width, device=device)
+        # rows and columns in one (pairs, 2, max(height, width)) tensor: one operation for both
+        pixels = torch.arange(max(height, width), device=device)
         if name == "crop":
             # each output row's and column's source in the zero-padded image
-            pad, shift = draw["pad"], draw["shift"] + draw["pad"]
-            source = (rows + shift[:, :1]).unsqueeze(2) * (width + 2 * pad) + (cols + shift[:, 1:]).unsqueeze(1)
-            return {"name": name, "pad": pad, "table": source.flatten(1)}
+            pad = draw["pad"]
+            source = pixels + (draw["shift"] + pad).unsqueeze(2)
+            flat = source[:, 0, :height].unsqueeze(2) * (width + 2 * pad) + source[:, 1, :width].unsqueeze(1)
+            return {"name": name, "pad": pad, "table": flat.flatten(1)}
         if name == "cutout":
             # each row's and column's offset from the square's first one
-            start, side = draw["center"] - draw["size"] // 2, draw["size"]
-            row_offset, col_offset = rows - start[:, :1], cols - start[:, 1:]
-            outside_rows = (row_offset < 0) | (row_offset >= side)
-            outside_cols = (col_offset < 0) | (col_offset >= side)
-            return {"name": name, "table": (outside_rows.unsqueeze(2) | outside_cols.unsqueeze(1)).unsqueeze(1)}
+            offset = pixels - (draw["center"] - draw["size"] // 2).unsqueeze(2)
+            outside = (offset < 0) | (offset >= draw["size"])
+            kept = outside[:, 0, :height].unsqueeze(2) | outside[:, 1, :width].unsqueeze(1)
+            return {"name": name, "table": kept.unsqueeze(1)}
+        cols = pixels[:width]
         return {"name": name, "table": torch.where(draw["flip"].unsqueeze(1), cols.flip(0), cols)}
 
     def apply(
