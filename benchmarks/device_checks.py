@@ -12,7 +12,9 @@ finite numbers, so the script cannot rot, on a CPU in CI):
 3. dm+wbary over dm at IPC 50 (10 groups): <= 1.3x;
 4. ensemble against sequential evaluation (5 runs, ConvNet, IPC 10), timing ``fit`` only: >= 3x;
 5. 1, 2 and 4 IPC-10 cells sharing one GPU as concurrent ``fairbench run`` processes, in cells
-   per hour: 4 cells >= 2.5x the cells per hour of one (``--quick``: 1 and 2 processes).
+   per hour: 4 cells >= 2.5x the cells per hour of one (``--quick``: 1 and 2 processes);
+6. the dm iteration with ``distill.compile`` (CUDA graphs) against eager: no slower, with each
+   one's kernel launches per iteration in the report (issue 20's launch goals).
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from dm_vs_reference import MODES, ReferenceLoop  # noqa: E402
 from ensemble_speed import measure  # noqa: E402
+from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from fairbench.distill import DistillContext, build_distiller, method_hparams  # noqa: E402
+from fairbench.distill.base import synchronize  # noqa: E402
 from fairbench.evaluation.evaluate import evaluator_spec  # noqa: E402
 from fairbench.models import build_model  # noqa: E402
 from fairbench.run.bench import BENCH_DEFAULTS, overhead_rows, synthetic_dataset  # noqa: E402
@@ -213,6 +217,52 @@ def goal_5(device, sizes, work: Path) -> dict:
     }
 
 
+def _launches(method: str, hp: dict, train, ipc: int, ctx: DistillContext) -> int:
+    """Kernel launches of one DM iteration (the third of four): on a GPU the runtime's launch calls
+    (a CUDA graph replay is one), on a CPU the top-level aten operations."""
+    prof = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA] if ctx.device.type == "cuda" else None)
+
+    def profile_third(iterations, **_):
+        for it in iterations:
+            if it == 2:
+                prof.start()
+            yield it
+            if it == 2:
+                synchronize(ctx.device)
+                prof.stop()
+
+    context = DistillContext(device=ctx.device, make_net=ctx.make_net, progress=profile_third)
+    build_distiller(method, {**hp, "iterations": 4}).distill(train, ipc, context)
+    names = [e.name for e in prof.events()]
+    if ctx.device.type == "cuda":
+        return sum(n.startswith(("cudaLaunchKernel", "cudaGraphLaunch", "cuLaunchKernel")) for n in names)
+    return sum(n.startswith("aten::") for n in names)
+
+
+def goal_6(device, sizes) -> dict:
+    """distill.compile (CUDA graphs on a GPU) against eager: the dm iteration's time and launches."""
+    torch.manual_seed(0)
+    size, ipc = sizes["image_size"], sizes["ipc"]
+    train = synthetic_dataset(10, sizes["groups"], sizes["real_batch"] + 50, size, device)
+
+    def make_net():
+        return build_model("convnet", 3, 10, size, width=sizes["width"])
+
+    ctx = DistillContext(device=device, make_net=make_net)
+    detail = {}
+    for compile in (False, True):
+        hp = {**method_hparams("dm", "", ipc), "real_batch": sizes["real_batch"], "compile": compile}
+        # a tenth of the loop is left out of iter_ms: the first iteration, which compiles
+        timed = build_distiller("dm", {**hp, "iterations": max(10, sizes["loop_iterations"])})
+        timed.distill(train, ipc, ctx)
+        detail["compiled" if compile else "eager"] = {
+            "iter_ms": timed.stats.iter_ms,
+            "launches": _launches("dm", hp, train, ipc, ctx),
+        }
+    ratio = detail["eager"]["iter_ms"] / detail["compiled"]["iter_ms"]
+    return {"value": ratio, "target": ">= 1 (compiled no slower)", "ok": ratio >= 1, "detail": detail}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("device")
@@ -235,6 +285,7 @@ def main() -> int:
             "3 dm+wbary over dm": lambda: goal_3(device, sizes),
             "4 ensemble vs sequential": lambda: goal_4(device, sizes),
             "5 cells sharing a gpu": lambda: goal_5(device, sizes, Path(work)),
+            "6 distill.compile over eager": lambda: goal_6(device, sizes),
         }
         for name, check in checks.items():
             start = time.perf_counter()

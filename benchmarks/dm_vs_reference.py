@@ -13,6 +13,10 @@ process, one thread count at a time; the ratio of the median iteration times is 
 
     python benchmarks/dm_vs_reference.py                       # CPU, 1 and 2 threads
     python benchmarks/dm_vs_reference.py --threads 2 --repeats 5
+    python benchmarks/dm_vs_reference.py --compile --iterations 10   # fairbench with distill.compile
+
+fairbench's ``iter_ms`` leaves out a tenth of each timed run's iterations (at most 5): with
+``--compile``, the first iteration, which compiles, is left out from 10 iterations on.
 """
 
 from __future__ import annotations
@@ -141,6 +145,9 @@ def main() -> None:
     parser.add_argument("--real-batch", type=int, default=256)
     parser.add_argument("--iterations", type=int, default=1, help="iterations per timed run")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each side, alternating")
+    parser.add_argument(
+        "--compile", action="store_true", help="fairbench with distill.compile=true (give --iterations 10 or more)"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -152,13 +159,16 @@ def main() -> None:
 
     make_reference_net = reference_net(32, args.width)
 
-    print(f"device={device} ipc={args.ipc} groups={args.groups} width={args.width} real_batch={args.real_batch}")
+    print(
+        f"device={device} ipc={args.ipc} groups={args.groups} width={args.width} real_batch={args.real_batch}"
+        f" compile={args.compile} iterations={args.iterations}"
+    )
     print("| mode | threads | reference ms | fairbench ms | speed-up |")
     print("|---|---|---|---|---|")
     for threads in args.threads:
         torch.set_num_threads(threads)
         for method in args.methods:
-            hp = {**method_hparams(method, "", args.ipc), "real_batch": args.real_batch}
+            hp = {**method_hparams(method, "", args.ipc), "real_batch": args.real_batch, "compile": args.compile}
             reference = ReferenceLoop(train, args.ipc, hp, make_reference_net, device, MODES[method])
             fairbench_ms(method, train, args.ipc, hp, make_net, device, 1)  # warm-up
             reference.time_ms(1)

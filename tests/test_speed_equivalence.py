@@ -1,8 +1,10 @@
 """The speed work changes no result: training with the multi-tensor (foreach) SGD step gives the
 same network and the same dm+cobra synthetic set, bit for bit, as the per-parameter loop; the
-ConvNet's slice-sum pooling gives the same DM sets, bit for bit, as ``avg_pool2d``."""
+ConvNet's slice-sum pooling gives the same DM sets, bit for bit, as ``avg_pool2d``; a compiled
+step (``distill.compile``, fused kernels) gives the eager step's set within float rounding."""
 
 import functools
+import shutil
 
 import pytest
 import torch
@@ -76,3 +78,27 @@ def test_dm_sets_are_bit_for_bit_with_either_pooling(monkeypatch, method):
     new = distilled()
     monkeypatch.setattr(AvgPool2x2, "forward", nn.AvgPool2d.forward)
     assert torch.equal(new, distilled())
+
+
+@pytest.mark.skipif(
+    not (shutil.which("c++") or shutil.which("g++")), reason="torch.compile on a CPU needs a C++ compiler"
+)
+@pytest.mark.parametrize("method", ["dm", "dm+fairdd"])
+def test_a_compiled_step_agrees_with_the_eager_step_within_float_rounding(method):
+    """One step, a real batch of 3 x 20 (tiles of 16 and 4): fused norm, ReLU and pooling add in
+    another order, so the sets differ by float rounding, far less than the step moved them."""
+    train = synthetic_dataset(3, 2, 24, 16, torch.device("cpu"))
+
+    def distilled(iterations, compile):
+        hp = {**method_hparams(method, "", 2), "iterations": iterations, "real_batch": 20, "compile": compile}
+        torch.manual_seed(6)
+        ctx = DistillContext(device=torch.device("cpu"), make_net=lambda: build_model("convnet", 3, 3, 16, width=8))
+        return build_distiller(method, hp).distill(train, 2, ctx).images
+
+    start, eager, compiled = distilled(0, False), distilled(1, False), distilled(1, True)
+    assert (eager - start).abs().max() > 1e-2  # the step moved the images
+    assert not torch.equal(compiled, start)
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-6)
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    assert torch.equal(distilled(1, True), compiled)  # a second cell's fresh networks: no new graph
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs

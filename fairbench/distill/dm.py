@@ -9,11 +9,14 @@ per class.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ..data import GroupDataset
 from ..training.train import train_classifier
 from .base import DistillContext, Distiller, SyntheticSet
+from .compiled import CompiledEmbedding
 from .feature_targets import feature_target
 from .sampling import ClassSampler
 from .tiling import tiled
@@ -35,23 +38,27 @@ class DistributionMatching(Distiller):
         # up to real_batch of each class; a barycenter needs the same count per class
         real_sizes = sampler.sizes(hp["real_batch"], equal=self.matches_distributions)
         syn_sizes = [ipc] * num_classes
+        compiled = CompiledEmbedding(ctx.device) if hp.get("compile", False) else None
         for _ in clock:
             net = ctx.fresh_net()
+            if compiled is not None:
+                compiled.new_step()
             with clock.target.phase():
                 if hp["warmup_epochs"]:
                     warm_start(net, syn.detach(), syn_labels, hp, dsa)
             net.requires_grad_(False)
+            embed = net.embed if compiled is None else functools.partial(compiled, net)
             index = sampler.sample(hp["real_batch"], equal=self.matches_distributions)
             params = dsa.sample(num_classes, size, ctx.device) if dsa is not None else None
             syn_in = dsa.apply(syn, params, syn_labels, syn_sizes) if dsa is not None else syn
             # synthetic embeddings first: the barycenter starts from them
-            syn_embed = tiled(net.embed, syn_in).view(num_classes, ipc, -1)
+            syn_embed = tiled(embed, syn_in, net).view(num_classes, ipc, -1)
             with clock.target.phase():
                 real, labels, groups = train.normalize(train.images[index]), train.labels[index], train.groups[index]
                 if dsa is not None:
                     real = dsa.apply(real, params, labels, real_sizes)
                 with torch.no_grad():
-                    real_embed = tiled(net.embed, real)
+                    real_embed = tiled(embed, real, net)
                 target = feature_target(
                     self.aggregation, real_embed, labels, groups, num_classes, num_groups, syn_embed, hp
                 )

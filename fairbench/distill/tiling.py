@@ -23,10 +23,11 @@ def samples_independent(net: nn.Module) -> bool:
     return not (net.training and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules()))
 
 
-def tiled(fn: Callable, x: torch.Tensor):
-    """``fn(x)`` for a bound method ``fn`` of a network returning a tensor (or list of tensors) of
-    per-sample outputs, tiled on a CPU where that cannot change them."""
-    if x.device.type != "cpu" or len(x) <= CPU_TILE or not samples_independent(fn.__self__):
+def tiled(fn: Callable, x: torch.Tensor, net: nn.Module | None = None):
+    """``fn(x)`` for a bound method ``fn`` of a network (or a function running ``net``) returning
+    a tensor (or list of tensors) of per-sample outputs, tiled on a CPU where that cannot change
+    them."""
+    if x.device.type != "cpu" or len(x) <= CPU_TILE or not samples_independent(net or fn.__self__):
         return fn(x)
     parts = [fn(tile) for tile in x.split(CPU_TILE)]
     if isinstance(parts[0], torch.Tensor):
