@@ -33,7 +33,7 @@ class _Embed(nn.Module):
 
 
 class CompiledEmbedding:
-    """``net.embed(x)`` compiled once for every network of one architecture.
+    """``net.embed`` compiled once for every network of one architecture.
 
     The compiled function lives for the process: a suite running many DM cells of one
     architecture compiles it once, not once per cell. A new architecture starts afresh
@@ -50,7 +50,9 @@ class CompiledEmbedding:
         if self.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()
 
-    def __call__(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    def bind(self, net: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``net.embed`` through the compiled function, the step's network gathered once for all
+        its tiles."""
         state = {f"net.{name}": tensor for name, tensor in (*net.named_parameters(), *net.named_buffers())}
         key = (self.cuda_graphs, repr(net), tuple((name, tuple(t.shape)) for name, t in state.items()))
         if CompiledEmbedding._current is None or CompiledEmbedding._current[0] != key:
@@ -64,4 +66,5 @@ class CompiledEmbedding:
 
             mode = "reduce-overhead" if self.cuda_graphs else None
             CompiledEmbedding._current = (key, torch.compile(embed, dynamic=False, mode=mode))
-        return CompiledEmbedding._current[1](state, x)
+        compiled = CompiledEmbedding._current[1]
+        return lambda x: compiled(state, x)

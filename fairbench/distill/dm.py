@@ -9,8 +9,6 @@ per class.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
 from ..data import GroupDataset
@@ -47,7 +45,7 @@ class DistributionMatching(Distiller):
                 if hp["warmup_epochs"]:
                     warm_start(net, syn.detach(), syn_labels, hp, dsa)
             net.requires_grad_(False)
-            embed = net.embed if compiled is None else functools.partial(compiled, net)
+            embed = net.embed if compiled is None else compiled.bind(net)
             index = sampler.sample(hp["real_batch"], equal=self.matches_distributions)
             params = dsa.sample(num_classes, size, ctx.device) if dsa is not None else None
             syn_in = dsa.apply(syn, params, syn_labels, syn_sizes) if dsa is not None else syn
