@@ -34,10 +34,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from dm_vs_reference import MODES, ReferenceLoop  # noqa: E402
 from ensemble_speed import measure  # noqa: E402
+from op_counts import profile_iteration  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from fairbench.distill import DistillContext, build_distiller, method_hparams  # noqa: E402
-from fairbench.distill.base import synchronize  # noqa: E402
 from fairbench.evaluation.evaluate import evaluator_spec  # noqa: E402
 from fairbench.models import build_model  # noqa: E402
 from fairbench.run.bench import BENCH_DEFAULTS, overhead_rows, synthetic_dataset  # noqa: E402
@@ -82,16 +82,22 @@ QUICK = {
 }
 
 
-def goal_1(device, sizes) -> dict:
-    """fairbench's DM iteration over the per-class loop, for dm, dm+fairdd, dm+cobra."""
+def _dm_setting(device, sizes) -> tuple:
+    """The data and context of a DM iteration at the check's sizes: 10 classes, ConvNet."""
     torch.manual_seed(0)
-    size, ipc = sizes["image_size"], sizes["ipc"]
+    size = sizes["image_size"]
     train = synthetic_dataset(10, sizes["groups"], sizes["real_batch"] + 50, size, device)
 
     def make_net():
         return build_model("convnet", 3, 10, size, width=sizes["width"])
 
-    ctx = DistillContext(device=device, make_net=make_net)
+    return train, DistillContext(device=device, make_net=make_net)
+
+
+def goal_1(device, sizes) -> dict:
+    """fairbench's DM iteration over the per-class loop, for dm, dm+fairdd, dm+cobra."""
+    ipc = sizes["ipc"]
+    train, ctx = _dm_setting(device, sizes)
     speedups = {}
     for method, mode in MODES.items():
         hp = {**method_hparams(method, "", ipc), "real_batch": sizes["real_batch"]}
@@ -101,7 +107,7 @@ def goal_1(device, sizes) -> dict:
         build_distiller(method, {**hp, "iterations": sizes["loop_warmup"]}).distill(train, ipc, ctx)
         timed = build_distiller(method, {**hp, "iterations": sizes["loop_iterations"] + 5})
         timed.distill(train, ipc, ctx)
-        reference = ReferenceLoop(train, ipc, hp, make_net, device, mode)
+        reference = ReferenceLoop(train, ipc, hp, ctx.make_net, device, mode)
         reference.time_ms(sizes["loop_warmup"])  # untimed warm-up iterations
         loop_ms = reference.time_ms(sizes["loop_iterations"])
         speedups[method] = {
@@ -221,17 +227,7 @@ def _launches(method: str, hp: dict, train, ipc: int, ctx: DistillContext) -> in
     """Kernel launches of one DM iteration (the third of four): on a GPU the runtime's launch calls
     (a CUDA graph replay is one), on a CPU the top-level aten operations."""
     prof = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA] if ctx.device.type == "cuda" else None)
-
-    def profile_third(iterations, **_):
-        for it in iterations:
-            if it == 2:
-                prof.start()
-            yield it
-            if it == 2:
-                synchronize(ctx.device)
-                prof.stop()
-
-    context = DistillContext(device=ctx.device, make_net=ctx.make_net, progress=profile_third)
+    context = DistillContext(device=ctx.device, make_net=ctx.make_net, progress=profile_iteration(prof, 2, ctx.device))
     build_distiller(method, {**hp, "iterations": 4}).distill(train, ipc, context)
     names = [e.name for e in prof.events()]
     if ctx.device.type == "cuda":
@@ -241,14 +237,8 @@ def _launches(method: str, hp: dict, train, ipc: int, ctx: DistillContext) -> in
 
 def goal_6(device, sizes) -> dict:
     """distill.compile (CUDA graphs on a GPU) against eager: the dm iteration's time and launches."""
-    torch.manual_seed(0)
-    size, ipc = sizes["image_size"], sizes["ipc"]
-    train = synthetic_dataset(10, sizes["groups"], sizes["real_batch"] + 50, size, device)
-
-    def make_net():
-        return build_model("convnet", 3, 10, size, width=sizes["width"])
-
-    ctx = DistillContext(device=device, make_net=make_net)
+    ipc = sizes["ipc"]
+    train, ctx = _dm_setting(device, sizes)
     detail = {}
     for compile in (False, True):
         hp = {**method_hparams("dm", "", ipc), "real_batch": sizes["real_batch"], "compile": compile}

@@ -3,7 +3,6 @@ per job, cuda:N mapped in the task, MTT's unroll refused before compute when it 
 backend settings and their record, pinned non-blocking copies, bounded CUDA events, one device
 copy of a split per process, experts normalising batch by batch, warm-up out of iter_ms."""
 
-import dataclasses
 import subprocess
 import traceback
 from types import SimpleNamespace
@@ -11,7 +10,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 from conftest import TINY_CI, checkout_env, fairbench_command
-from torch.profiler import ProfilerActivity, profile
 
 from fairbench.core import device as device_module
 from fairbench.core.device import configure_backends, task_device, to_device, wants_gpu
@@ -19,8 +17,6 @@ from fairbench.core.errors import FairbenchError
 from fairbench.core.provenance import machine_fingerprint
 from fairbench.distill import build_distiller, method_hparams
 from fairbench.distill.base import DistillContext, DistillStats, IterationClock
-from fairbench.models import build_model
-from fairbench.run.bench import synthetic_dataset
 from fairbench.run.config import resolve_run_config
 from fairbench.run.driver import run_suite
 from fairbench.run.launchers import gpus_per_task, slurm, task_error
@@ -282,39 +278,3 @@ def test_a_cluster_runs_preparation_in_the_cells_job_not_in_the_driver(tmp_path,
     assert failures == []
     assert len(list((tmp_path / "experts").glob("*/expert_0.pt"))) == 1
     assert (tmp_path / "experts" / ".prepare.lock").exists()
-
-
-# operations that read a device tensor on the host: on a GPU each waits for the device to catch up
-HOST_READS = {"aten::_local_scalar_dense", "aten::item", "aten::nonzero", "aten::is_nonzero", "aten::equal"}
-
-
-@pytest.mark.parametrize("method", ["dm", "dm+fairdd", "dm+cobra", "dm+wbary", "dsa+fairdd"])
-def test_a_distillation_step_reads_nothing_back_between_divergence_checks(method):
-    """The middle step of three, 10 classes of unequal size with DSA: no operation that reads a
-    device tensor on the host (the divergence check, every 50 steps and at the end, is the one).
-    On the CPU every tensor is a host tensor, so reads of host-only tensors (the transform
-    choices) are kept out of torch operations altogether."""
-    torch.manual_seed(0)
-    train = synthetic_dataset(10, 2, 9, 16, torch.device("cpu"))
-    small = train.labels == 3
-    keep = ~small | (torch.cumsum(small, 0) <= 5)  # class 3 smaller than the real batch
-    train = dataclasses.replace(train, images=train.images[keep], labels=train.labels[keep], groups=train.groups[keep])
-    hp = {**method_hparams(method, "", 2), "iterations": 3, "real_batch": 8}
-    if "cobra" in method:
-        hp["warmup_epochs"] = 2
-    prof = profile(activities=[ProfilerActivity.CPU])
-
-    def profile_middle(iterations, **_):
-        for it in iterations:
-            if it == 1:
-                prof.start()
-            yield it
-            if it == 1:
-                prof.stop()
-
-    ctx = DistillContext(
-        torch.device("cpu"), lambda: build_model("convnet", 3, 10, 16, width=8), progress=profile_middle
-    )
-    build_distiller(method, hp).distill(train, 2, ctx)
-    reads = sorted({e.name for e in prof.events()} & HOST_READS)
-    assert reads == [], reads

@@ -85,6 +85,17 @@ def test_run_settings_that_used_to_pass_dry_run_then_crash(capsys, override, fra
     assert err.count("\n") == 1 and fragment in err, err
 
 
+@pytest.mark.parametrize("value", ["maybe", "1", "[true]"])
+def test_distill_compile_takes_true_or_false(capsys, value):
+    assert main(["run", "--dry-run", f"distill.compile={value}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "compile=" in err and "bool" in err, err
+
+
+def test_distill_compile_is_accepted_and_planned(capsys):
+    assert main(["run", "--dry-run", "suite=ci", "distill.compile=true"]) == 0
+
+
 def _idx(path, magic: bytes, dims: tuple, payload: bytes, gz=False):
     import gzip
     import struct

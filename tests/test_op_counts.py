@@ -1,12 +1,19 @@
 """No DM iteration issues more than 10% more aten operations than the committed counts
 (benchmarks/op_counts.json, from benchmarks/op_counts.py), in either setting: on a GPU each is a
-launch."""
+launch; and none reads a device tensor on the host between divergence checks."""
 
+import dataclasses
 import importlib.util
 import json
 
 import pytest
+import torch
 from conftest import REPO
+from torch.profiler import ProfilerActivity, profile
+
+from fairbench.distill import DistillContext, build_distiller, method_hparams
+from fairbench.models import build_model
+from fairbench.run.bench import synthetic_dataset
 
 spec = importlib.util.spec_from_file_location("op_counts", REPO / "benchmarks" / "op_counts.py")
 op_counts = importlib.util.module_from_spec(spec)
@@ -21,3 +28,32 @@ def test_op_count_does_not_grow(method, setting):
     committed = COMMITTED[setting][method]
     for key in ("top_level", "launching"):
         assert counted[key] <= 1.10 * committed[key], (setting, method, key, counted, committed)
+
+
+# operations that read a device tensor on the host: on a GPU each waits for the device to catch up
+HOST_READS = {"aten::_local_scalar_dense", "aten::item", "aten::nonzero", "aten::is_nonzero", "aten::equal"}
+
+
+@pytest.mark.parametrize("method", ["dm", "dm+fairdd", "dm+cobra", "dm+wbary", "dsa+fairdd"])
+def test_a_distillation_step_reads_nothing_back_between_divergence_checks(method):
+    """The middle step of three, 10 classes of unequal size with DSA: no operation that reads a
+    device tensor on the host (the divergence check, every 50 steps and at the end, is the one).
+    On the CPU every tensor is a host tensor, so reads of host-only tensors (the transform
+    choices) are kept out of torch operations altogether."""
+    torch.manual_seed(0)
+    train = synthetic_dataset(10, 2, 9, 16, torch.device("cpu"))
+    small = train.labels == 3
+    keep = ~small | (torch.cumsum(small, 0) <= 5)  # class 3 smaller than the real batch
+    train = dataclasses.replace(train, images=train.images[keep], labels=train.labels[keep], groups=train.groups[keep])
+    hp = {**method_hparams(method, "", 2), "iterations": 3, "real_batch": 8}
+    if "cobra" in method:
+        hp["warmup_epochs"] = 2
+    prof = profile(activities=[ProfilerActivity.CPU])
+    ctx = DistillContext(
+        torch.device("cpu"),
+        lambda: build_model("convnet", 3, 10, 16, width=8),
+        progress=op_counts.profile_iteration(prof, 1),
+    )
+    build_distiller(method, hp).distill(train, 2, ctx)
+    reads = sorted({e.name for e in prof.events()} & HOST_READS)
+    assert reads == [], reads
