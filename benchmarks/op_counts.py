@@ -34,9 +34,9 @@ BASELINE = Path(__file__).with_name("op_counts.json")
 VIEWS = frozenset(
     "aten::" + name
     for name in (
-        "alias as_strided detach expand flatten lift_fresh narrow permute reshape select slice split squeeze t "
-        "transpose unbind unflatten unsqueeze view view_as _unsafe_view _reshape_alias empty empty_like "
-        "empty_strided"
+        "alias as_strided detach expand flatten lift_fresh narrow permute reshape select slice split "
+        "split_with_sizes squeeze t transpose unbind unflatten unsqueeze view view_as _unsafe_view _reshape_alias "
+        "empty empty_like empty_strided resolve_conj resolve_neg"
     ).split()
 )
 METHODS = ("dm", "dm+fairdd", "dm+cobra", "dm+wbary")

@@ -42,12 +42,17 @@ def sinkhorn_plans(
     cost = cost.detach()
     scale = reg * cost.flatten(1).mean(1).clamp_min(1e-12).view(-1, 1, 1)
     kernel = -cost / scale
-    f = torch.zeros_like(log_a)
-    g = torch.zeros_like(log_b)
+    # The potentials are f = log_a - lse_j(kernel + g) and g = log_b - lse_i(kernel + f). With each
+    # marginal folded into the kernel once, an update is one subtraction and one logsumexp of the
+    # other side's lse: two launches, not three (the sums in another order: float rounding).
+    kernel_a, kernel_b = kernel + log_a.unsqueeze(2), kernel + log_b.unsqueeze(1)
+    lse_g = None  # g = 0 to start
     for _ in range(iterations):
-        f = log_a - torch.logsumexp(kernel + g.unsqueeze(1), dim=2)
-        g = log_b - torch.logsumexp(kernel + f.unsqueeze(2), dim=1)
-    return torch.exp(kernel + f.unsqueeze(2) + g.unsqueeze(1))
+        lse_f = torch.logsumexp(kernel if lse_g is None else kernel_b - lse_g.unsqueeze(1), dim=2)
+        lse_g = torch.logsumexp(kernel_a - lse_f.unsqueeze(2), dim=1)
+    if lse_g is None:
+        return torch.exp(kernel)
+    return torch.exp(kernel_a - lse_f.unsqueeze(2) + (log_b - lse_g).unsqueeze(1))
 
 
 def transport_cost(x: torch.Tensor, y: torch.Tensor, *, reg: float, iterations: int) -> torch.Tensor:

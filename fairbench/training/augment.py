@@ -28,6 +28,9 @@ from ..core.device import to_device
 from .rng import TrainingRNG
 
 TRANSFORMS = ("color", "crop", "cutout", "flip", "scale", "rotate")
+# Transforms of one kind run as one operation on all their samples: scale and rotate both resample
+# on an affine grid (one grid_sample); every other transform is its own kind.
+KINDS = {"color": "color", "crop": "crop", "cutout": "cutout", "flip": "flip", "scale": "grid", "rotate": "grid"}
 
 
 @dataclass(frozen=True)
@@ -62,9 +65,10 @@ class DSA:
         """Draw a transform and its parameters for each of ``num_pairs`` pairs.
 
         The choices come from a CPU generator and stay on the host, where :meth:`apply` groups the
-        samples by transform (no device sync). Each transform chosen draws its parameters for every
-        pair (only its own pairs use them) and turns them at once into its per-pair table (a shift,
-        an index, a mask, a sampling grid): made once per step, shared by the real and the
+        samples by kind of transform (no device sync). Each transform chosen draws its parameters
+        for every pair (only its own pairs use them); each kind turns its transforms' draws at once
+        into one per-pair table (colour factors, an index, a mask, sampling grids), a block of
+        ``num_pairs`` rows per transform, made once per step and shared by the real and the
         synthetic batch. The sampling grids are built in ``dtype`` (the default float type unless
         given), the images' own, for images of ``image_size`` (its width if (height, width): the
         crop's pad and the cutout's side follow the width, as the reference's).
@@ -73,13 +77,19 @@ class DSA:
         height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
         host = None if rng is None else rng.host
         choice = torch.randint(len(self.transforms), (num_pairs,), generator=host).numpy()
+        kinds = list(dict.fromkeys(KINDS[name] for name in self.transforms))
+        draws: dict[str, list[dict]] = {}
+        first_row = np.zeros(len(self.transforms), dtype=np.int64)  # of each transform's block in its table
+        for k in sorted(set(choice.tolist())):  # drawn in the strategy's order
+            of_kind = draws.setdefault(KINDS[self.transforms[k]], [])
+            first_row[k] = len(of_kind) * num_pairs
+            of_kind.append(self._draw(self.transforms[k], num_pairs, width, device, rng))
         return {
             "choice": choice,
             "size": (height, width),
-            "tables": {
-                k: self._table(self._draw(self.transforms[k], num_pairs, width, device, rng), height, width, dtype)
-                for k in sorted(set(choice.tolist()))
-            },
+            "kind": np.array([kinds.index(KINDS[name]) for name in self.transforms]),
+            "first_row": first_row,
+            "tables": {kinds.index(kind): self._table(d, height, width, dtype) for kind, d in draws.items()},
         }
 
     def sample_batch(self, num_pairs: int, image_size: int, device, rng: TrainingRNG | None = None) -> dict:
@@ -93,10 +103,11 @@ class DSA:
         generator = None if rng is None else rng.device
 
         def uniform(*shape):
-            return torch.rand(num_pairs, *shape, device=device, generator=generator)
+            return torch.rand(*shape, device=device, generator=generator)
 
-        if name == "color":
-            return {"name": name, "brightness": uniform(), "saturation": uniform(), "contrast": uniform()}
+        if name == "color":  # one draw: the numbers of three in a row
+            brightness, saturation, contrast = uniform(3, num_pairs)
+            return {"name": name, "brightness": brightness, "saturation": saturation, "contrast": contrast}
         if name == "crop":
             shift = int(image_size * self.crop_pad + 0.5)
             return {
@@ -114,18 +125,25 @@ class DSA:
                 ),
             }
         if name == "flip":
-            return {"name": name, "flip": uniform() < self.flip}
+            return {"name": name, "flip": uniform(num_pairs) < self.flip}
         if name == "scale":
             low = 1.0 / self.scale
-            return {"name": name, "factors": uniform(2) * (self.scale - low) + low}
-        return {"name": name, "angle": (uniform() - 0.5) * 2 * self.rotate / 180 * math.pi}
+            return {"name": name, "factors": uniform(num_pairs, 2) * (self.scale - low) + low}
+        return {"name": name, "angle": (uniform(num_pairs) - 0.5) * 2 * self.rotate / 180 * math.pi}
 
-    def _table(self, draw: dict, height: int, width: int, dtype: torch.dtype) -> dict:
-        """A draw's parameters as one tensor per pair, indexed by the samples' pairs in one
-        operation: the colour factors, the source pixel of every output pixel (crop, flip), the
-        kept pixels (cutout), the sampling grid (scale, rotate), for ``height`` x ``width`` images.
-        Built with as few operations as the arithmetic allows: on a GPU each is a launch."""
-        name = draw["name"]
+    def _table(self, draws: list[dict], height: int, width: int, dtype: torch.dtype) -> dict:
+        """The draws of one kind as one tensor, a row per pair of each draw, indexed by the
+        samples' rows in one operation: the colour factors, the source pixel of every output pixel
+        (crop, flip), the kept pixels (cutout), the sampling grid (scale, rotate), for ``height`` x
+        ``width`` images. Built with as few operations as the arithmetic allows: on a GPU each is
+        a launch."""
+        name = KINDS[draws[0]["name"]]
+        if name == "grid":
+            theta = torch.cat([_theta(d) for d in draws]) if len(draws) > 1 else _theta(draws[0])
+            theta = theta if theta.dtype == dtype else theta.to(dtype)  # float64 images: a float64 grid
+            grid = F.affine_grid(theta.view(-1, 2, 3), [len(theta), 1, height, width], align_corners=False)
+            return {"name": name, "table": grid}
+        (draw,) = draws  # every other kind has one transform
         if name == "color":
             factors = (
                 (draw["brightness"] - 0.5) * self.brightness,
@@ -133,18 +151,6 @@ class DSA:
                 draw["contrast"] + self.contrast,
             )
             return {"name": name, "table": torch.stack(factors, 1).view(-1, 3, 1, 1)}
-        if name in ("scale", "rotate"):
-            if name == "scale":
-                x_scale, y_scale = draw["factors"].unbind(1)
-                zero = torch.zeros_like(x_scale)
-                theta = torch.stack([x_scale, zero, zero, zero, y_scale, zero], 1)
-            else:
-                cos, sin = torch.cos(draw["angle"]), torch.sin(draw["angle"])
-                zero = torch.zeros_like(cos)
-                theta = torch.stack([cos, sin, zero, -sin, cos, zero], 1)
-            theta = theta if theta.dtype == dtype else theta.to(dtype)  # float64 images: a float64 grid
-            grid = F.affine_grid(theta.view(-1, 2, 3), [len(theta), 1, height, width], align_corners=False)
-            return {"name": name, "table": grid}
         device = next(v for v in draw.values() if isinstance(v, torch.Tensor)).device
         # rows and columns in one (pairs, 2, max(height, width)) tensor: one operation for both
         pixels = torch.arange(max(height, width), device=device)
@@ -169,12 +175,13 @@ class DSA:
         """``x`` transformed by the draw of each sample's pair (a :meth:`sample` draw, or one
         transform's draw as :meth:`sample_batch` gives).
 
-        With one transform per pair, the samples are grouped by transform on the host: one gather
-        puts each transform's samples together, each transform runs once on its own samples, one
-        gather restores the order. ``sizes`` (the samples of each pair, when ``x`` is pair-major, as
-        a :class:`~fairbench.distill.sampling.ClassSampler` batch and the learnable images are)
-        tells the host the grouping; without it ``pair_ids`` is read on the host, free on the CPU
-        and one device sync on an accelerator.
+        With one transform per pair, the samples are grouped by kind of transform on the host: one
+        gather puts each kind's samples together, each kind runs once on its own samples (each
+        sample reading its pair's row in its transform's block), one gather restores the order.
+        ``sizes`` (the samples of each pair, when ``x`` is pair-major, as a
+        :class:`~fairbench.distill.sampling.ClassSampler` batch and the learnable images are) tells
+        the host the grouping; without it ``pair_ids`` is read on the host, free on the CPU and one
+        device sync on an accelerator.
         """
         if "tables" not in params:
             return self._apply_one(x, params, pair_ids)
@@ -189,20 +196,23 @@ class DSA:
                 )
             owners = np.repeat(np.arange(len(sizes)), sizes)
         transform = params["choice"][owners]
-        counts = np.bincount(transform, minlength=len(self.transforms))
+        kind, rows = params["kind"][transform], params["first_row"][transform] + owners
+        counts = np.bincount(kind, minlength=len(params["first_row"]))
         chosen = np.flatnonzero(counts).tolist()
-        if len(chosen) == 1:
+        if len(chosen) == 1:  # no grouping; with one transform of the kind, the rows are the pairs
+            if not np.array_equal(rows, owners):
+                pair_ids = to_device(torch.from_numpy(rows), x.device)
             return self._transform(x, params["tables"][chosen[0]], pair_ids)
-        order = np.argsort(transform, kind="stable")
-        index = to_device(torch.from_numpy(np.stack([order, np.argsort(order), owners[order]])), x.device)
+        order = np.argsort(kind, kind="stable")
+        index = to_device(torch.from_numpy(np.stack([order, np.argsort(order), rows[order]])), x.device)
         # split, not slices: its backward is one concatenation, where each slice's is a full-size copy
-        groups, group_owners = x[index[0]].split(counts[chosen].tolist()), index[2].split(counts[chosen].tolist())
-        parts = [self._transform(g, params["tables"][k], o) for k, g, o in zip(chosen, groups, group_owners)]
+        groups, group_rows = x[index[0]].split(counts[chosen].tolist()), index[2].split(counts[chosen].tolist())
+        parts = [self._transform(g, params["tables"][k], r) for k, g, r in zip(chosen, groups, group_rows)]
         return torch.cat(parts)[index[1]]
 
     def _apply_one(self, x: torch.Tensor, draw: dict, pair_ids: torch.Tensor | None) -> torch.Tensor:
         """One transform's draw on ``x``; ``pair_ids`` None: one pair per sample, in order."""
-        return self._transform(x, self._table(draw, *x.shape[-2:], x.dtype), pair_ids)
+        return self._transform(x, self._table([draw], *x.shape[-2:], x.dtype), pair_ids)
 
     def _transform(self, x: torch.Tensor, table: dict, pair_ids: torch.Tensor | None) -> torch.Tensor:
         name, rows = table["name"], table["table"] if pair_ids is None else table["table"][pair_ids]
@@ -247,6 +257,17 @@ class DSA:
             for k, chunk in zip(members, augmented.split(size)):
                 out[k] = chunk
         return torch.stack(out)
+
+
+def _theta(draw: dict) -> torch.Tensor:
+    """Scale's or rotate's affine matrices, (pairs, 6)."""
+    if draw["name"] == "scale":
+        x_scale, y_scale = draw["factors"].unbind(1)
+        zero = torch.zeros_like(x_scale)
+        return torch.stack([x_scale, zero, zero, zero, y_scale, zero], 1)
+    cos, sin = torch.cos(draw["angle"]), torch.sin(draw["angle"])
+    zero = torch.zeros_like(cos)
+    return torch.stack([cos, sin, zero, -sin, cos, zero], 1)
 
 
 def _concat_draws(draws: list[dict]) -> dict:
