@@ -11,8 +11,15 @@ other operations of ``VIEWS``, which launch nothing; ``all`` also counts the ope
 inside. ``benchmarks/op_counts.json`` holds the committed counts that ``tests/test_op_counts.py``
 guards (``--write`` refreshes it).
 
+``--compile`` counts the ``distill.compile`` step too (it compiles first: seconds per method), as
+a GPU would run it under CUDA graphs: the operations left outside the compiled graphs, plus two
+launches per graph call (the copy of its inputs into the graph's own buffers, one
+``_foreach_copy_``, and the graph's replay). An estimate from the CPU's profile, which
+``benchmarks/device_checks.sh`` checks against a GPU's own count.
+
     python benchmarks/op_counts.py            # the table in docs/speed.md
     python benchmarks/op_counts.py --write    # refresh benchmarks/op_counts.json
+    python benchmarks/op_counts.py --compile  # and the compiled step's estimate
 """
 
 from __future__ import annotations
@@ -64,13 +71,29 @@ def profile_iteration(prof: profile, iteration: int, device: torch.device | None
     return progress
 
 
-def op_counts(method: str, setting: str = "10 classes", seed: int = 0) -> dict[str, int]:
+GRAPH_CALLS = ("Torch-Compiled Region", "CompiledFunctionBackward")  # profiler names of compiled calls
+
+
+def _in_graph(event) -> bool:
+    """Whether a profiled event ran inside a compiled graph (forward or backward)."""
+    parent = event.cpu_parent
+    while parent is not None:
+        if parent.name.startswith(GRAPH_CALLS):
+            return True
+        parent = parent.cpu_parent
+    return False
+
+
+def op_counts(method: str, setting: str = "10 classes", seed: int = 0, compile: bool = False) -> dict[str, int]:
     """aten operations of the middle iteration of a 3-iteration run of ``method``: top-level,
-    launching (top-level, views left out) and all (nested included)."""
+    launching (top-level, views left out) and all (nested included); with ``compile``, instead
+    the compiled step's graph calls and its estimated GPU launches (the module's docstring)."""
     torch.manual_seed(seed)
     s = SETTINGS[setting]
     train = synthetic_dataset(s["classes"], s["groups"], s["real_batch"] + 4, s["image_size"], torch.device("cpu"))
     hp = {**method_hparams(method, "", s["ipc"]), "iterations": 3, "real_batch": s["real_batch"]}
+    if compile:
+        hp["compile"] = True
     prof = profile(activities=[ProfilerActivity.CPU])
 
     def make_net():
@@ -81,6 +104,10 @@ def op_counts(method: str, setting: str = "10 classes", seed: int = 0) -> dict[s
         build_distiller(method, hp).distill(train, s["ipc"], ctx)
     events = [e for e in prof.events() if e.name.startswith("aten::")]
     top = [e for e in events if e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::")]
+    if compile:
+        calls = [e for e in prof.events() if e.name.startswith(GRAPH_CALLS) and not _in_graph(e)]
+        outside = sum(e.name not in VIEWS and not _in_graph(e) for e in top)
+        return {"graph_calls": len(calls), "launching": outside + 2 * len(calls)}
     return {"top_level": len(top), "launching": sum(e.name not in VIEWS for e in top), "all": len(events)}
 
 
@@ -88,17 +115,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--write", action="store_true", help=f"write the counts to {BASELINE.name}")
+    parser.add_argument("--compile", action="store_true", help="also estimate the distill.compile step's launches")
     args = parser.parse_args()
     torch.set_num_threads(1)
     counts = {setting: {method: op_counts(method, setting) for method in args.methods} for setting in SETTINGS}
     if args.write:
         BASELINE.write_text(json.dumps(counts, indent=1) + "\n")
+    compiled = {
+        setting: {method: op_counts(method, setting, compile=True) for method in args.methods}
+        for setting in (SETTINGS if args.compile else ())
+    }
     print(f"sizes: {SMALL}")
-    print("| setting | method | top-level aten ops / iteration | launching | all, nested included |")
-    print("|---|---|---|---|---|")
+    extra = " compiled: graph calls | compiled: est. GPU launches |" if args.compile else ""
+    print(f"| setting | method | top-level aten ops / iteration | launching | all, nested included |{extra}")
+    print("|---|---|---|---|---|" + "---|---|" * args.compile)
     for setting, by_method in counts.items():
         for method, c in by_method.items():
-            print(f"| {setting} | {method} | {c['top_level']} | {c['launching']} | {c['all']} |")
+            row = f"| {setting} | {method} | {c['top_level']} | {c['launching']} | {c['all']} |"
+            if args.compile:
+                row += f" {compiled[setting][method]['graph_calls']} | {compiled[setting][method]['launching']} |"
+            print(row)
 
 
 if __name__ == "__main__":

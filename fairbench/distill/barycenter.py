@@ -16,6 +16,7 @@ the exact 2-Wasserstein barycenter.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from ot.batch import dist_batch, loss_linear_batch
@@ -55,14 +56,20 @@ def sinkhorn_plans(
     return torch.exp(kernel_a - lse_f.unsqueeze(2) + (log_b - lse_g).unsqueeze(1))
 
 
-def transport_cost(x: torch.Tensor, y: torch.Tensor, *, reg: float, iterations: int) -> torch.Tensor:
+Solver = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float, int], torch.Tensor]
+
+
+def transport_cost(
+    x: torch.Tensor, y: torch.Tensor, *, reg: float, iterations: int, solver: Solver = sinkhorn_plans
+) -> torch.Tensor:
     """Per problem, the transport cost between uniform clouds ``x`` (B, n, d) and ``y`` (B, m, d).
 
-    Differentiable in both clouds through the cost matrix, with the plan held fixed.
+    Differentiable in both clouds through the cost matrix, with the plan held fixed. ``solver``:
+    :func:`sinkhorn_plans` or a compiled one (``distill.compile``).
     """
     cost = squared_distances(x, y)
-    plan = sinkhorn_plans(
-        cost, _log_uniform(x.shape[:2], x.device), _log_uniform(y.shape[:2], y.device), reg, iterations
+    plan = solver(
+        cost.detach(), _log_uniform(x.shape[:2], x.device), _log_uniform(y.shape[:2], y.device), reg, iterations
     )
     return loss_linear_batch(cost, plan)
 
@@ -76,6 +83,7 @@ def group_barycenter(
     reg: float,
     iterations: int,
     sinkhorn_iterations: int,
+    solver: Solver = sinkhorn_plans,
 ) -> torch.Tensor:
     """Free-support barycenters of several groups' point clouds, one problem per row.
 
@@ -84,7 +92,7 @@ def group_barycenter(
     zero) and ``group_weight`` (B, G) the groups' weights in the barycenter (absent groups 0).
     Starting from ``init`` (B, K, d), each iteration transports the K uniform support points to
     every group at once and moves them to the weighted mean of their transport images
-    (Cuturi & Doucet's fixed point).
+    (Cuturi & Doucet's fixed point). ``solver`` as for :func:`transport_cost`.
     """
     batch, groups, n = group_mass.shape
     support = init.shape[1]
@@ -95,7 +103,7 @@ def group_barycenter(
     x = init
     for _ in range(iterations):
         cost = squared_distances(x, points)  # (B, K, n)
-        plans = sinkhorn_plans(cost.repeat_interleave(groups, 0), log_a, log_b, reg, sinkhorn_iterations)
+        plans = solver(cost.detach().repeat_interleave(groups, 0), log_a, log_b, reg, sinkhorn_iterations)
         mixed = torch.einsum("bg,bgkn->bkn", group_weight, plans.view(batch, groups, support, n))
         x = support * torch.bmm(mixed, points)
     return x

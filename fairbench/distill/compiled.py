@@ -1,4 +1,5 @@
-"""``distill.compile``: a DM step's embedding calls through ``torch.compile``.
+"""``distill.compile``: a DM step's embedding calls, and ``wbary``'s Sinkhorn solver, through
+``torch.compile``.
 
 DM draws a new network every step, and compiling a network compiles that network: a fresh one
 each step would compile again each step. The compiled function here takes the network's
@@ -6,9 +7,11 @@ parameters and buffers as inputs instead (``torch.func.functional_call`` on the 
 kept only for its structure), so one graph per input shape serves every step's network. On the
 CPU, inductor fuses group norm, ReLU and pooling into single loops next to oneDNN's convolutions;
 on a GPU, mode ``reduce-overhead`` replays each graph's kernels as one CUDA graph (static shapes,
-no host reads in the step). Fused kernels add in another order, so a compiled run agrees with an
-eager one within float rounding, not bit for bit: off by default, recorded with the method's
-hyperparameters, and compiling costs seconds per input shape at the run's start (docs/speed.md).
+no host reads in the step). The Sinkhorn solver is a fixed loop of updates on fixed shapes, which
+compiles into a few fused loops (one CUDA graph on a GPU) where eagerly each update is two
+launches. Fused kernels add in another order, so a compiled run agrees with an eager one within
+float rounding, not bit for bit: off by default, recorded with the method's hyperparameters, and
+compiling costs seconds per input shape at the run's start (docs/speed.md).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 from torch.func import functional_call
+
+from .barycenter import Solver, sinkhorn_plans
 
 
 class _Embed(nn.Module):
@@ -53,7 +58,9 @@ class CompiledEmbedding:
     def bind(self, net: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
         """``net.embed`` through the compiled function, the step's network gathered once for all
         its tiles."""
-        state = {f"net.{name}": tensor for name, tensor in (*net.named_parameters(), *net.named_buffers())}
+        # plain tensors, not Parameters: torch takes Parameters for static inputs, whose moving
+        # address makes CUDA graphs re-record, and every step's fresh network moves them
+        state = {f"net.{name}": t.detach() for name, t in (*net.named_parameters(), *net.named_buffers())}
         key = (self.cuda_graphs, repr(net), tuple((name, tuple(t.shape)) for name, t in state.items()))
         if CompiledEmbedding._current is None or CompiledEmbedding._current[0] != key:
             torch.compiler.reset()
@@ -68,3 +75,16 @@ class CompiledEmbedding:
             CompiledEmbedding._current = (key, torch.compile(embed, dynamic=False, mode=mode))
         compiled = CompiledEmbedding._current[1]
         return lambda x: compiled(state, x)
+
+
+_SOLVERS: dict[bool, Solver] = {}
+
+
+def compiled_sinkhorn(device: torch.device) -> Solver:
+    """:func:`~fairbench.distill.barycenter.sinkhorn_plans` compiled, one function for the
+    process (its graphs, one per problem shape, serve every step and cell); CUDA graphs on a GPU."""
+    cuda_graphs = device.type == "cuda"
+    if cuda_graphs not in _SOLVERS:
+        mode = "reduce-overhead" if cuda_graphs else None
+        _SOLVERS[cuda_graphs] = torch.compile(sinkhorn_plans, dynamic=False, mode=mode)
+    return _SOLVERS[cuda_graphs]

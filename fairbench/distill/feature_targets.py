@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import torch
 
 from .aggregation import VARIANTS, MatchingTerms, cobra, matching_terms, register_variant
-from .barycenter import group_barycenter, transport_cost
+from .barycenter import Solver, group_barycenter, sinkhorn_plans, transport_cost
+from .compiled import compiled_sinkhorn
 
 DISTANCES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "mse": lambda diff: diff.pow(2).flatten(2).sum(-1),
@@ -45,9 +46,13 @@ class BarycenterTarget:
     support: torch.Tensor  # (C, K, d) the barycenter's support points
     reg: float
     iterations: int
+    solver: Solver = sinkhorn_plans
 
     def loss(self, syn: torch.Tensor) -> torch.Tensor:
-        return transport_cost(syn.flatten(2), self.support, reg=self.reg, iterations=self.iterations).sum()
+        cost = transport_cost(
+            syn.flatten(2), self.support, reg=self.reg, iterations=self.iterations, solver=self.solver
+        )
+        return cost.sum()
 
 
 def mean_target(
@@ -76,7 +81,8 @@ def barycenter_target(
 
     The groups' clouds are not gathered: each group is the class's whole batch with mass only on
     its own samples, so one cost matrix per class serves all its groups. The barycenter starts
-    from ``init`` (C, K, d), the synthetic embeddings, which also fixes its size K.
+    from ``init`` (C, K, d), the synthetic embeddings, which also fixes its size K. With
+    ``distill.compile`` the Sinkhorn solver is compiled.
     """
     per_class = len(embed) // num_classes
     terms = matching_terms("fairdd", labels, groups, num_classes, num_groups)
@@ -85,6 +91,7 @@ def barycenter_target(
     mass[labels, groups, position] = terms.weight.to(embed.dtype)
     present = terms.active.to(embed.dtype)
     weight = present / present.sum(1, keepdim=True)
+    solver = compiled_sinkhorn(embed.device) if hparams.get("compile", False) else sinkhorn_plans
     support = group_barycenter(
         embed.view(num_classes, per_class, -1),
         mass,
@@ -93,8 +100,9 @@ def barycenter_target(
         reg=hparams["ot_reg"],
         iterations=hparams["bary_iterations"],
         sinkhorn_iterations=hparams["ot_iterations"],
+        solver=solver,
     )
-    return BarycenterTarget(support, hparams["ot_reg"], hparams["ot_iterations"])
+    return BarycenterTarget(support, hparams["ot_reg"], hparams["ot_iterations"], solver)
 
 
 def feature_target(
