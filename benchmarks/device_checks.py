@@ -14,7 +14,9 @@ finite numbers, so the script cannot rot, on a CPU in CI):
 5. 1, 2 and 4 IPC-10 cells sharing one GPU as concurrent ``fairbench run`` processes, in cells
    per hour: 4 cells >= 2.5x the cells per hour of one (``--quick``: 1 and 2 processes);
 6. the dm iteration with ``distill.compile`` (CUDA graphs) against eager: no slower, with each
-   one's kernel launches per iteration in the report (issue 20's launch goals).
+   one's kernel launches per iteration in the report (issue 20's launch goals);
+7. dm+cobra's and dm+wbary's iteration with ``distill.compile`` (the warm start's epochs and the
+   Sinkhorn solves captured too): fewer kernel launches than eager, each one's count in the report.
 """
 
 from __future__ import annotations
@@ -253,6 +255,22 @@ def goal_6(device, sizes) -> dict:
     return {"value": ratio, "target": ">= 1 (compiled no slower)", "ok": ratio >= 1, "detail": detail}
 
 
+def goal_7(device, sizes) -> dict:
+    """The compiled step's launches against the eager step's, for the methods whose extra work
+    (COBRA's warm start, wbary's Sinkhorn solves) distill.compile captures."""
+    ipc = sizes["ipc"]
+    train, ctx = _dm_setting(device, sizes)
+    detail = {}
+    for method in ("dm+cobra", "dm+wbary"):
+        hp = {**method_hparams(method, "", ipc), "real_batch": sizes["real_batch"]}
+        if method == "dm+cobra" and sizes["cobra_warmup_epochs"] is not None:
+            hp["warmup_epochs"] = sizes["cobra_warmup_epochs"]
+        eager, compiled = (_launches(method, {**hp, "compile": c}, train, ipc, ctx) for c in (False, True))
+        detail[method] = {"eager_launches": eager, "compiled_launches": compiled}
+    worst = max(d["compiled_launches"] / d["eager_launches"] for d in detail.values())
+    return {"value": worst, "target": "< 1 (compiled / eager launches)", "ok": worst < 1, "detail": detail}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("device")
@@ -276,6 +294,7 @@ def main() -> int:
             "4 ensemble vs sequential": lambda: goal_4(device, sizes),
             "5 cells sharing a gpu": lambda: goal_5(device, sizes, Path(work)),
             "6 distill.compile over eager": lambda: goal_6(device, sizes),
+            "7 compiled launches, cobra and wbary": lambda: goal_7(device, sizes),
         }
         for name, check in checks.items():
             start = time.perf_counter()

@@ -3,7 +3,7 @@
 #   bash benchmarks/device_checks.sh cuda [--wheels DIR] [--out DIR]   # DIR from benchmarks/wheelhouse.sh
 #   bash benchmarks/device_checks.sh cpu --quick [--out DIR]           # tiny sizes, a test in the suite
 # Installs the wheels the node lacks (pip --no-index --no-deps --target, nothing else touched),
-# runs goals 1-5 (benchmarks/device_checks.py) within 8 minutes, prints one PASS or FAIL line
+# runs goals 1-7 (benchmarks/device_checks.py) within 8 minutes, prints one PASS or FAIL line
 # per goal, writes DIR/device_checks.json (default out: bench-logs) and exits non-zero if any
 # check fails or cannot run.
 set -uo pipefail

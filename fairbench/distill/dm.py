@@ -12,9 +12,10 @@ from __future__ import annotations
 import torch
 
 from ..data import GroupDataset
+from ..training.compiled import new_step
 from ..training.train import train_classifier
 from .base import DistillContext, Distiller, SyntheticSet
-from .compiled import CompiledEmbedding
+from .compiled import compiled_embedding
 from .feature_targets import feature_target
 from .sampling import ClassSampler
 from .tiling import tiled
@@ -36,16 +37,16 @@ class DistributionMatching(Distiller):
         # up to real_batch of each class; a barycenter needs the same count per class
         real_sizes = sampler.sizes(hp["real_batch"], equal=self.matches_distributions)
         syn_sizes = [ipc] * num_classes
-        compiled = CompiledEmbedding(ctx.device) if hp.get("compile", False) else None
+        compile = hp.get("compile", False)
         for _ in clock:
             net = ctx.fresh_net()
-            if compiled is not None:
-                compiled.new_step()
+            if compile:
+                new_step(ctx.device)
             with clock.target.phase():
                 if hp["warmup_epochs"]:
                     warm_start(net, syn.detach(), syn_labels, hp, dsa)
             net.requires_grad_(False)
-            embed = net.embed if compiled is None else compiled.bind(net)
+            embed = compiled_embedding(net, ctx.device) if compile else net.embed
             index = sampler.sample(hp["real_batch"], equal=self.matches_distributions)
             params = dsa.sample(num_classes, size, ctx.device) if dsa is not None else None
             syn_in = dsa.apply(syn, params, syn_labels, syn_sizes) if dsa is not None else syn
@@ -73,7 +74,8 @@ def warm_start(net, images, labels, hparams, dsa):
 
     The reference trains with plain SGD at ``lr_net`` (no momentum, no weight decay, a constant
     rate) and the method's DSA on; the registry's ``warmup_*`` settings say so, so a deviation is
-    a recorded hyperparameter, not a code change.
+    a recorded hyperparameter, not a code change. With ``distill.compile`` each epoch's forward,
+    loss and backward run compiled (CUDA graphs on a GPU).
     """
     train_classifier(
         net,
@@ -86,4 +88,5 @@ def warm_start(net, images, labels, hparams, dsa):
         batch_size=hparams["warmup_batch"],
         schedule=hparams["warmup_schedule"],
         augment=dsa if hparams["warmup_dsa"] else None,
+        compile=hparams.get("compile", False),
     )

@@ -13,10 +13,12 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from ..core.device import pinned, to_device
 from ..data import GroupDataset
 from .augment import DSA
+from .compiled import PerArchitecture
 from .rng import TrainingRNG
 
 
@@ -50,6 +52,26 @@ class _Single:
 
     def loss(self, x, y, weight=None):
         return mean_cross_entropy(self.model(x[0]), y[0], None if weight is None else weight[0])
+
+
+def _cross_entropy_of(template, state, x, y, weight):
+    return mean_cross_entropy(functional_call(template, state, (x,)), y, weight)
+
+
+_COMPILED_LOSS = PerArchitecture(_cross_entropy_of)
+
+
+class _CompiledSingle(_Single):
+    """One model whose forward, loss and their backward run compiled (a distiller's
+    ``distill.compile``): one graph each way for every network of the architecture."""
+
+    def __init__(self, model: nn.Module, device: torch.device):
+        super().__init__(model)
+        self.model.train()  # the mode fit trains in, which the compiled copy keeps
+        self.compiled_loss = _COMPILED_LOSS.bind(model, device)
+
+    def loss(self, x, y, weight=None):
+        return self.compiled_loss(x[0], y[0], None if weight is None else weight[0])
 
 
 def batch_slices(n: int, batch_size: int) -> list[slice]:
@@ -157,12 +179,14 @@ def train_classifier(
     augment: DSA | None = None,
     rng: TrainingRNG | None = None,
     progress: Callable = lambda it, **_: it,
+    compile: bool = False,
     **options,
 ) -> nn.Module:
     """One model trained by :func:`fit`; ``options`` are its ``schedule``, ``sample_weight``,
-    ``on_epoch``, ``batch_transform``."""
+    ``on_epoch``, ``batch_transform``. ``compile``: the forward, loss and backward through
+    ``torch.compile`` (within float rounding of eager; see :mod:`fairbench.training.compiled`)."""
     fit(
-        _Single(model),
+        _CompiledSingle(model, images.device) if compile else _Single(model),
         images,
         labels,
         [rng],
