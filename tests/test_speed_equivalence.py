@@ -12,9 +12,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from fairbench.distill import DistillContext, build_distiller, method_hparams
+from fairbench.distill.compiled import compiled_embedding
 from fairbench.models import build_model
 from fairbench.models.layers import AvgPool2x2
 from fairbench.run.bench import synthetic_dataset
+from fairbench.training import train as train_module
 from fairbench.training.train import train_classifier
 
 
@@ -112,3 +114,35 @@ def test_a_compiled_step_agrees_with_the_eager_step_within_float_rounding(method
     # no step's network was taken for a static input: on a GPU its fresh address would make the
     # CUDA graphs re-record every step
     assert not any(hasattr(t, "_dynamo_static_input_type") for net in nets for t in net.parameters())
+
+
+@pytest.mark.skipif(
+    not (shutil.which("c++") or shutil.which("g++")), reason="torch.compile on a CPU needs a C++ compiler"
+)
+def test_the_compiled_embedding_follows_the_architecture_it_is_given():
+    """A suite over several datasets changes the architecture between cells: each network is
+    embedded by its own architecture's graph, also when an earlier architecture comes back."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 16, 16)
+    for width in (8, 4, 8):
+        net = build_model("convnet", 3, 3, 16, width=width).requires_grad_(False)
+        torch.testing.assert_close(compiled_embedding(net, x.device)(x), net.embed(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(
+    not (shutil.which("c++") or shutil.which("g++")), reason="torch.compile on a CPU needs a C++ compiler"
+)
+def test_compiled_training_gradients_reach_the_parameters_and_accumulate():
+    """The compiled loss takes plain tensors for the parameters; their gradients land on the
+    parameters as eager autograd's would, adding up over two backward passes."""
+    torch.manual_seed(0)
+    x, y = torch.randn(6, 3, 16, 16), torch.arange(3).repeat(2)
+    net = build_model("convnet", 3, 3, 16, width=8)
+    F.cross_entropy(net(x), y).backward()
+    eager = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad(set_to_none=True)
+    loss = train_module._CompiledSingle(net, x.device).loss
+    for passes in (1, 2):
+        loss(x.unsqueeze(0), y.unsqueeze(0)).backward()
+        for p, g in zip(net.parameters(), eager):
+            torch.testing.assert_close(p.grad, passes * g, rtol=1e-5, atol=1e-6)
