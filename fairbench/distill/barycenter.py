@@ -56,6 +56,8 @@ def sinkhorn_plans(
     return torch.exp(kernel_a - lse_f.unsqueeze(2) + (log_b - lse_g).unsqueeze(1))
 
 
+# A solver gets a detached cost: its plans are fixed couplings, and a compiled solver then builds
+# no backward graph.
 Solver = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float, int], torch.Tensor]
 
 

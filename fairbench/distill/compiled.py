@@ -30,7 +30,7 @@ class _Embed(nn.Module):
     def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net
-        self.train(net.training)
+        self.training = net.training  # the wrapper's own flag only: the network keeps its modes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.embed(x)

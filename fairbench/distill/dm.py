@@ -37,16 +37,16 @@ class DistributionMatching(Distiller):
         # up to real_batch of each class; a barycenter needs the same count per class
         real_sizes = sampler.sizes(hp["real_batch"], equal=self.matches_distributions)
         syn_sizes = [ipc] * num_classes
-        compile = hp.get("compile", False)
+        compiling = hp.get("compile", False)
         for _ in clock:
             net = ctx.fresh_net()
-            if compile:
+            if compiling:
                 new_step(ctx.device)
             with clock.target.phase():
                 if hp["warmup_epochs"]:
                     warm_start(net, syn.detach(), syn_labels, hp, dsa)
             net.requires_grad_(False)
-            embed = compiled_embedding(net, ctx.device) if compile else net.embed
+            embed = compiled_embedding(net, ctx.device) if compiling else net.embed
             index = sampler.sample(hp["real_batch"], equal=self.matches_distributions)
             params = dsa.sample(num_classes, size, ctx.device) if dsa is not None else None
             syn_in = dsa.apply(syn, params, syn_labels, syn_sizes) if dsa is not None else syn
