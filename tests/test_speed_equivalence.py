@@ -19,6 +19,10 @@ from fairbench.run.bench import synthetic_dataset
 from fairbench.training import train as train_module
 from fairbench.training.train import train_classifier
 
+needs_compiler = pytest.mark.skipif(
+    not (shutil.which("c++") or shutil.which("g++")), reason="torch.compile on a CPU needs a C++ compiler"
+)
+
 
 def per_parameter_sgd(monkeypatch):
     """Make every SGD built from now on take the per-parameter loop (PyTorch's CPU default)."""
@@ -82,15 +86,12 @@ def test_dm_sets_are_bit_for_bit_with_either_pooling(monkeypatch, method):
     assert torch.equal(new, distilled())
 
 
-@pytest.mark.skipif(
-    not (shutil.which("c++") or shutil.which("g++")), reason="torch.compile on a CPU needs a C++ compiler"
-)
-@pytest.mark.parametrize("method", ["dm+fairdd", "dm+wbary", "dm+cobra"])
+@needs_compiler
+@pytest.mark.parametrize("method", ["dm", "dm+fairdd", "dm+wbary", "dm+cobra"])
 def test_a_compiled_step_agrees_with_the_eager_step_within_float_rounding(method):
     """One step, a real batch of 3 x 20 (tiles of 16 and 4): fused norm, ReLU and pooling (for
     wbary the Sinkhorn loops, for cobra the warm start's training) add in another order, so the
-    sets differ by float rounding, far less than the step moved them. (dm's embedding is
-    dm+fairdd's.)"""
+    sets differ by float rounding, far less than the step moved them."""
     train = synthetic_dataset(3, 2, 24, 16, torch.device("cpu"))
     nets = []
 
@@ -116,9 +117,7 @@ def test_a_compiled_step_agrees_with_the_eager_step_within_float_rounding(method
     assert not any(hasattr(t, "_dynamo_static_input_type") for net in nets for t in net.parameters())
 
 
-@pytest.mark.skipif(
-    not (shutil.which("c++") or shutil.which("g++")), reason="torch.compile on a CPU needs a C++ compiler"
-)
+@needs_compiler
 def test_the_compiled_embedding_follows_the_architecture_it_is_given():
     """A suite over several datasets changes the architecture between cells: each network is
     embedded by its own architecture's graph, also when an earlier architecture comes back."""
@@ -129,9 +128,7 @@ def test_the_compiled_embedding_follows_the_architecture_it_is_given():
         torch.testing.assert_close(compiled_embedding(net, x.device)(x), net.embed(x), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.skipif(
-    not (shutil.which("c++") or shutil.which("g++")), reason="torch.compile on a CPU needs a C++ compiler"
-)
+@needs_compiler
 def test_compiled_training_gradients_reach_the_parameters_and_accumulate():
     """The compiled loss takes plain tensors for the parameters; their gradients land on the
     parameters as eager autograd's would, adding up over two backward passes."""

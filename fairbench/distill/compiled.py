@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from ..training.compiled import PerArchitecture
+from ..training.compiled import PerArchitecture, compile_mode
 from .barycenter import Solver, sinkhorn_plans
 
 
@@ -49,14 +49,13 @@ def compiled_embedding(net: nn.Module, device: torch.device) -> Callable[[torch.
     return _EMBEDDING.bind(_Embed(net), device)
 
 
-_SOLVERS: dict[bool, Solver] = {}
+_SOLVERS: dict[str | None, Solver] = {}
 
 
 def compiled_sinkhorn(device: torch.device) -> Solver:
     """:func:`~fairbench.distill.barycenter.sinkhorn_plans` compiled, one function for the
     process (its graphs, one per problem shape, serve every step and cell); CUDA graphs on a GPU."""
-    cuda_graphs = device.type == "cuda"
-    if cuda_graphs not in _SOLVERS:
-        mode = "reduce-overhead" if cuda_graphs else None
-        _SOLVERS[cuda_graphs] = torch.compile(sinkhorn_plans, dynamic=False, mode=mode)
-    return _SOLVERS[cuda_graphs]
+    mode = compile_mode(device)
+    if mode not in _SOLVERS:
+        _SOLVERS[mode] = torch.compile(sinkhorn_plans, dynamic=False, mode=mode)
+    return _SOLVERS[mode]

@@ -28,6 +28,11 @@ import torch
 from torch import nn
 
 
+def compile_mode(device: torch.device) -> str | None:
+    """``torch.compile``'s mode for ``device``: CUDA graphs on a GPU, the default elsewhere."""
+    return "reduce-overhead" if device.type == "cuda" else None
+
+
 def new_step(device: torch.device) -> None:
     """Mark a step's start: CUDA graph replays may then reuse the last step's outputs."""
     if device.type == "cuda":
@@ -49,9 +54,13 @@ class PerArchitecture:
     def bind(self, net: nn.Module, device: torch.device) -> Callable[..., torch.Tensor]:
         """``fn`` on ``net``'s tensors, which are gathered once here for all the calls of a step."""
         state = {name: _alias(t) for name, t in (*net.named_parameters(), *net.named_buffers())}
-        cuda_graphs = device.type == "cuda"
         # the template is copied in the network's mode (train or eval: batch norm differs)
-        key = (cuda_graphs, net.training, repr(net), tuple((name, tuple(t.shape)) for name, t in state.items()))
+        key = (
+            compile_mode(device),
+            net.training,
+            repr(net),
+            tuple((name, tuple(t.shape)) for name, t in state.items()),
+        )
         if self._compiled is None or self._compiled[:2] != (PerArchitecture._generation, key):
             if self._compiled is not None and self._compiled[0] == PerArchitecture._generation:
                 torch.compiler.reset()
@@ -59,8 +68,7 @@ class PerArchitecture:
             # the structure only, on the meta device: each call passes a network's own tensors,
             # which then never alias the template's (an alias would be guarded and recompiled)
             template = copy.deepcopy(net).to("meta")
-            mode = "reduce-overhead" if cuda_graphs else None
-            compiled = torch.compile(functools.partial(self.fn, template), dynamic=False, mode=mode)
+            compiled = torch.compile(functools.partial(self.fn, template), dynamic=False, mode=compile_mode(device))
             self._compiled = (PerArchitecture._generation, key, compiled)
         compiled = self._compiled[2]
         return lambda *args: compiled(state, *args)
