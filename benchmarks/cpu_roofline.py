@@ -117,6 +117,7 @@ def main() -> None:
 
     real_images, syn_images = 10 * args.real_batch, 10 * args.ipc
     print(f"{args.method}: ipc={args.ipc} width={args.width} real_batch={args.real_batch}, 10 classes")
+    print(dm_vs_reference.process_line(torch.device("cpu")))
     print("| threads | reference ms | fairbench ms | convolutions alone ms | fairbench speed-up | ceiling |")
     print("|---|---|---|---|---|---|")
     for threads in args.threads:

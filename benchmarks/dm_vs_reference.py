@@ -22,6 +22,7 @@ fairbench's ``iter_ms`` leaves out a tenth of each timed run's iterations (at mo
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -30,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fairbench.core.provenance import machine_fingerprint
 from fairbench.distill import DistillContext, build_distiller, method_hparams
 from fairbench.distill.base import synchronize
 from fairbench.models import build_model
@@ -128,6 +130,15 @@ def reference_net(image_size: int, width: int):
     return build
 
 
+def process_line(device: torch.device) -> str:
+    """The machine and the allocator settings the figures depend on: the reference loop's speed
+    moves most with them (docs/speed.md, "A second machine, and the allocator")."""
+    allocator = " ".join(
+        f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_") or k == "LD_PRELOAD"
+    )
+    return f"cpu={machine_fingerprint(device)['cpu']!r} allocator={allocator or 'default'}"
+
+
 def fairbench_ms(method: str, train, ipc: int, hp: dict, make_net, device, iterations: int) -> float:
     distiller = build_distiller(method, {**hp, "iterations": iterations})
     distiller.distill(train, ipc, DistillContext(device=device, make_net=make_net))
@@ -163,6 +174,7 @@ def main() -> None:
         f"device={device} ipc={args.ipc} groups={args.groups} width={args.width} real_batch={args.real_batch}"
         f" compile={args.compile} iterations={args.iterations}"
     )
+    print(process_line(device))
     print("| mode | threads | reference ms | fairbench ms | speed-up |")
     print("|---|---|---|---|---|")
     for threads in args.threads:
