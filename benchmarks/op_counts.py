@@ -11,11 +11,12 @@ other operations of ``VIEWS``, which launch nothing; ``all`` also counts the ope
 inside. ``benchmarks/op_counts.json`` holds the committed counts that ``tests/test_op_counts.py``
 guards (``--write`` refreshes it).
 
-``--compile`` counts the ``distill.compile`` step too (it compiles first: seconds per method), as
-a GPU would run it under CUDA graphs: the operations left outside the compiled graphs, plus two
-launches per graph call (the copy of its inputs into the graph's own buffers, one
-``_foreach_copy_``, and the graph's replay). An estimate from the CPU's profile, which
-``benchmarks/device_checks.sh`` checks against a GPU's own count.
+``--compile`` counts the ``distill.compile`` step too, as a GPU would run it under CUDA graphs
+(DSA inside the embedding's graph; a first, unprofiled run of the same draws compiles the graphs:
+seconds per method): the operations left outside the compiled graphs, plus two launches per graph
+call (the copy of its inputs into the graph's own buffers, one ``_foreach_copy_``, and the
+graph's replay). An estimate from the CPU's profile, which ``benchmarks/device_checks.sh`` checks
+against a GPU's own count.
 
     python benchmarks/op_counts.py            # the table in docs/speed.md
     python benchmarks/op_counts.py --write    # refresh benchmarks/op_counts.json
@@ -32,7 +33,7 @@ from unittest import mock
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from fairbench.distill import DistillContext, build_distiller, method_hparams, tiling
+from fairbench.distill import DistillContext, build_distiller, dm, method_hparams, tiling
 from fairbench.distill.base import synchronize
 from fairbench.models import build_model
 from fairbench.run.bench import synthetic_dataset
@@ -54,7 +55,7 @@ SETTINGS = {
 }
 
 
-def profile_iteration(prof: profile, iteration: int, device: torch.device | None = None):
+def profile_iteration(prof: profile, iteration: int | None, device: torch.device | None = None):
     """A distiller's ``progress`` wrapper that profiles the body of one iteration of its loop
     (synchronising ``device`` first, so a GPU's kernels are in)."""
 
@@ -88,20 +89,15 @@ def op_counts(method: str, setting: str = "10 classes", seed: int = 0, compile: 
     """aten operations of the middle iteration of a 3-iteration run of ``method``: top-level,
     launching (top-level, views left out) and all (nested included); with ``compile``, instead
     the compiled step's graph calls and its estimated GPU launches (the module's docstring)."""
-    torch.manual_seed(seed)
     s = SETTINGS[setting]
-    train = synthetic_dataset(s["classes"], s["groups"], s["real_batch"] + 4, s["image_size"], torch.device("cpu"))
     hp = {**method_hparams(method, "", s["ipc"]), "iterations": 3, "real_batch": s["real_batch"]}
     if compile:
         hp["compile"] = True
+        # DSA's sample counts per transform change from step to step, and each new shape compiles:
+        # a first, unprofiled run compiles what the profiled one will call
+        _distill(method, hp, s, seed, profile(activities=[ProfilerActivity.CPU]), profiled=None)
     prof = profile(activities=[ProfilerActivity.CPU])
-
-    def make_net():
-        return build_model("convnet", 3, s["classes"], s["image_size"], width=s["width"])
-
-    ctx = DistillContext(device=torch.device("cpu"), make_net=make_net, progress=profile_iteration(prof, 1))
-    with mock.patch.object(tiling, "CPU_TILE", len(train)):  # one call per batch, as on a GPU
-        build_distiller(method, hp).distill(train, s["ipc"], ctx)
+    _distill(method, hp, s, seed, prof, profiled=1)
     events = [e for e in prof.events() if e.name.startswith("aten::")]
     top = [e for e in events if e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::")]
     if compile:
@@ -109,6 +105,20 @@ def op_counts(method: str, setting: str = "10 classes", seed: int = 0, compile: 
         outside = sum(e.name not in VIEWS and not _in_graph(e) for e in top)
         return {"graph_calls": len(calls), "launching": outside + 2 * len(calls)}
     return {"top_level": len(top), "launching": sum(e.name not in VIEWS for e in top), "all": len(events)}
+
+
+def _distill(method: str, hp: dict, s: dict, seed: int, prof: profile, profiled: int | None) -> None:
+    """One run of ``method`` in setting ``s``, its iteration ``profiled`` profiled (None: none)."""
+    torch.manual_seed(seed)
+    train = synthetic_dataset(s["classes"], s["groups"], s["real_batch"] + 4, s["image_size"], torch.device("cpu"))
+
+    def make_net():
+        return build_model("convnet", 3, s["classes"], s["image_size"], width=s["width"])
+
+    ctx = DistillContext(device=torch.device("cpu"), make_net=make_net, progress=profile_iteration(prof, profiled))
+    # one call per batch, and DSA inside the compiled embedding, as on a GPU
+    with mock.patch.object(tiling, "CPU_TILE", len(train)), mock.patch.object(dm, "captures_graphs", lambda _: True):
+        build_distiller(method, hp).distill(train, s["ipc"], ctx)
 
 
 def main() -> None:

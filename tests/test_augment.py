@@ -156,3 +156,47 @@ def test_draws_for_another_image_size_are_refused():
     params = DSA().sample(2, 16, "cpu")
     with pytest.raises(ValueError, match="cannot transform"):
         DSA().apply(torch.randn(2, 3, 32, 32), params, torch.tensor([0, 1]), [1, 1])
+
+
+def static_case(seed, pairs, strategy=DSA.strategy, size=(16, 12)):
+    """A grouped and a ``static`` draw from the same generator state, and the state after each."""
+    dsa = DSA(strategy=strategy)
+    torch.manual_seed(seed)
+    grouped, after_grouped = dsa.sample(pairs, size, "cpu"), torch.get_rng_state()
+    torch.manual_seed(seed)
+    static, after_static = dsa.sample(pairs, size, "cpu", static=True), torch.get_rng_state()
+    assert torch.equal(after_grouped, after_static)  # the fillers draw from a generator of their own
+    return dsa, grouped, static
+
+
+@pytest.mark.parametrize("seed,pairs", [(0, 10), (1, 2), (2, 3), (3, 10)])
+def test_the_static_path_is_the_grouped_path_bit_for_bit(seed, pairs):
+    """In a CUDA graph every kind runs on every sample and each keeps its own kind's result: the
+    outputs and the images' gradients are the grouped path's, bit for bit, on draws that choose
+    all kinds or only some."""
+    dsa, grouped, static = static_case(seed, pairs)
+    sizes = [1 + (i * 7) % 4 for i in range(pairs)]
+    owners = torch.arange(pairs).repeat_interleave(torch.tensor(sizes))
+    x = torch.randn(sum(sizes), 3, 16, 12)
+    weights = torch.randn_like(x)
+    x_grouped, x_static = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    out_grouped = dsa.apply(x_grouped, grouped, owners, sizes)
+    tables = [static["tables"][k] for k in sorted(static["tables"])]
+    out_static = dsa.apply_static(x_static, tables, dsa.static_index(static, sizes, "cpu"))
+    assert torch.equal(out_static, out_grouped)
+    (out_grouped * weights).sum().backward()
+    (out_static * weights).sum().backward()
+    assert torch.equal(x_static.grad, x_grouped.grad)
+
+
+def test_static_tables_have_the_same_shapes_whatever_the_draw_chose():
+    """A CUDA graph needs the same input shapes every step: one table per kind of the strategy,
+    the grid's with a block for scale and one for rotate, however many transforms were chosen."""
+    shapes = set()
+    for seed in range(12):
+        _, grouped, static = static_case(seed, 2)
+        assert set(static["tables"]) == set(range(5))
+        shapes.add(tuple((k, tuple(t["table"].shape)) for k, t in sorted(static["tables"].items())))
+        assert len(grouped["tables"]) < 5  # 2 pairs choose at most 2 of the 6 transforms
+    assert len(shapes) == 1
+    assert dict(next(iter(shapes)))[4] == (4, 16, 12, 2)  # grid: 2 blocks of 2 pairs

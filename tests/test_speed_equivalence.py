@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fairbench.distill import DistillContext, build_distiller, method_hparams
+from fairbench.distill import dm as dm_module
 from fairbench.distill.compiled import compiled_embedding
 from fairbench.models import build_model
 from fairbench.models.layers import AvgPool2x2
@@ -115,6 +116,29 @@ def test_a_compiled_step_agrees_with_the_eager_step_within_float_rounding(method
     # no step's network was taken for a static input: on a GPU its fresh address would make the
     # CUDA graphs re-record every step
     assert not any(hasattr(t, "_dynamo_static_input_type") for net in nets for t in net.parameters())
+
+
+@needs_compiler
+def test_dsa_inside_the_graph_agrees_with_the_eager_step_and_keeps_its_shapes(monkeypatch):
+    """Where graphs are replayed (a GPU; forced here on the CPU), DSA runs inside the compiled
+    embedding in fixed shapes: the step agrees with the eager one within float rounding, and
+    later steps, whose draws choose other transforms for other counts of samples, compile no new
+    graph (a CUDA graph would re-record for each)."""
+    monkeypatch.setattr(dm_module, "captures_graphs", lambda device: True)
+    train = synthetic_dataset(3, 2, 24, 16, torch.device("cpu"))
+
+    def distilled(iterations, compile):
+        hp = {**method_hparams("dm+fairdd", "", 2), "iterations": iterations, "real_batch": 20, "compile": compile}
+        torch.manual_seed(7)
+        ctx = DistillContext(device=torch.device("cpu"), make_net=lambda: build_model("convnet", 3, 3, 16, width=8))
+        return build_distiller("dm+fairdd", hp).distill(train, 2, ctx).images
+
+    start, eager, compiled = distilled(0, False), distilled(1, False), distilled(1, True)
+    assert (eager - start).abs().max() > 1e-2
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-6)
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    distilled(6, True)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
 
 
 @needs_compiler

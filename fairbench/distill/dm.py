@@ -9,13 +9,15 @@ per class.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from ..data import GroupDataset
-from ..training.compiled import new_step
+from ..training.compiled import captures_graphs, new_step
 from ..training.train import train_classifier
 from .base import DistillContext, Distiller, SyntheticSet
-from .compiled import compiled_embedding
+from .compiled import compiled_augmented_embedding, compiled_embedding
 from .feature_targets import feature_target
 from .sampling import ClassSampler
 from .tiling import tiled
@@ -38,6 +40,7 @@ class DistributionMatching(Distiller):
         real_sizes = sampler.sizes(hp["real_batch"], equal=self.matches_distributions)
         syn_sizes = [ipc] * num_classes
         compiling = hp.get("compile", False)
+        in_graph = compiling and dsa is not None and captures_graphs(ctx.device)
         for _ in clock:
             net = ctx.fresh_net()
             if compiling:
@@ -46,18 +49,15 @@ class DistributionMatching(Distiller):
                 if hp["warmup_epochs"]:
                     warm_start(net, syn.detach(), syn_labels, hp, dsa)
             net.requires_grad_(False)
-            embed = compiled_embedding(net, ctx.device) if compiling else net.embed
             index = sampler.sample(hp["real_batch"], equal=self.matches_distributions)
-            params = dsa.sample(num_classes, size, ctx.device) if dsa is not None else None
-            syn_in = dsa.apply(syn, params, syn_labels, syn_sizes) if dsa is not None else syn
+            params = dsa.sample(num_classes, size, ctx.device, static=in_graph) if dsa is not None else None
+            embed = step_embedding(net, dsa, params, compiling, in_graph, ctx.device)
             # synthetic embeddings first: the barycenter starts from them
-            syn_embed = tiled(embed, syn_in, net).view(num_classes, ipc, -1)
+            syn_embed = embed(syn, syn_labels, syn_sizes).view(num_classes, ipc, -1)
             with clock.target.phase():
                 real, labels, groups = train.normalize(train.images[index]), train.labels[index], train.groups[index]
-                if dsa is not None:
-                    real = dsa.apply(real, params, labels, real_sizes)
                 with torch.no_grad():
-                    real_embed = tiled(embed, real, net)
+                    real_embed = embed(real, labels, real_sizes)
                 target = feature_target(
                     self.aggregation, real_embed, labels, groups, num_classes, num_groups, syn_embed, hp
                 )
@@ -67,6 +67,21 @@ class DistributionMatching(Distiller):
             loss.backward()
             optimizer.step()
         return SyntheticSet(syn.detach(), syn_labels)
+
+
+def step_embedding(net, dsa, params, compiling: bool, in_graph: bool, device: torch.device) -> Callable:
+    """A step's embedding of a class-major batch, called with its images, labels and samples per
+    class: DSA's draw ``params`` applied (none if ``dsa`` is None), then ``net.embed``, compiled
+    with ``distill.compile``. ``in_graph`` (compiled, on a device that replays CUDA graphs): both
+    in one graph call, ``params`` a ``static`` draw; elsewhere DSA runs eagerly, grouped by
+    transform, and the embedding in cache-sized tiles on a CPU."""
+    if in_graph:
+        augmented = compiled_augmented_embedding(net, dsa, device)
+        return lambda x, labels, sizes: augmented(x, params, dsa.static_index(params, sizes, device))
+    embed = compiled_embedding(net, device) if compiling else net.embed
+    if dsa is None:
+        return lambda x, labels, sizes: tiled(embed, x, net)
+    return lambda x, labels, sizes: tiled(embed, dsa.apply(x, params, labels, sizes), net)
 
 
 def warm_start(net, images, labels, hparams, dsa):

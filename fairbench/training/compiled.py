@@ -33,6 +33,12 @@ def compile_mode(device: torch.device) -> str | None:
     return "reduce-overhead" if device.type == "cuda" else None
 
 
+def captures_graphs(device: torch.device) -> bool:
+    """Whether compiled calls on ``device`` replay as CUDA graphs, which need every step to call
+    the same graphs on the same shapes (a step whose calls vary records new graphs)."""
+    return compile_mode(device) == "reduce-overhead"
+
+
 def new_step(device: torch.device) -> None:
     """Mark a step's start: CUDA graph replays may then reuse the last step's outputs."""
     if device.type == "cuda":
