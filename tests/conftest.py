@@ -1,6 +1,7 @@
 import errno
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,9 @@ TINY_CI = [
 ]
 
 REPO = Path(__file__).resolve().parent.parent
+needs_compiler = pytest.mark.skipif(
+    not (shutil.which("c++") or shutil.which("g++")), reason="torch.compile on a CPU needs a C++ compiler"
+)
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,7 @@
 """No DM iteration issues more than 10% more aten operations than the committed counts
 (benchmarks/op_counts.json, from benchmarks/op_counts.py), in either setting: on a GPU each is a
-launch; and none reads a device tensor on the host between divergence checks."""
+launch; nor does the compiled step's launch estimate grow; and no step reads a device tensor on
+the host between divergence checks."""
 
 import dataclasses
 import importlib.util
@@ -8,7 +9,7 @@ import json
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, needs_compiler
 from torch.profiler import ProfilerActivity, profile
 
 from fairbench.distill import DistillContext, build_distiller, method_hparams
@@ -28,6 +29,19 @@ def test_op_count_does_not_grow(method, setting):
     committed = COMMITTED[setting][method]
     for key in ("top_level", "launching"):
         assert counted[key] <= 1.10 * committed[key], (setting, method, key, counted, committed)
+
+
+@needs_compiler
+@pytest.mark.parametrize("method", ["dm", "dm+fairdd"])
+def test_the_compiled_launch_estimate_does_not_grow(method):
+    """The distill.compile step as a GPU runs it (DSA inside the embedding's graph), 10 classes:
+    the same graph calls, and estimated launches within 10% of the committed ones. (dm+cobra's
+    and dm+wbary's estimates compile graphs of their own, too slow for every test run: they are
+    recounted with ``op_counts.py --compile``.)"""
+    counted = op_counts.op_counts(method, "10 classes", compile=True)
+    committed = COMMITTED["compiled"]["10 classes"][method]
+    assert counted["graph_calls"] == committed["graph_calls"], (method, counted, committed)
+    assert counted["launching"] <= 1.10 * committed["launching"], (method, counted, committed)
 
 
 # operations that read a device tensor on the host: on a GPU each waits for the device to catch up

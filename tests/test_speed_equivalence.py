@@ -4,11 +4,11 @@ ConvNet's slice-sum pooling gives the same DM sets, bit for bit, as ``avg_pool2d
 step (``distill.compile``, fused kernels) gives the eager step's set within float rounding."""
 
 import functools
-import shutil
 
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import needs_compiler
 from torch import nn
 
 from fairbench.distill import DistillContext, build_distiller, method_hparams
@@ -19,10 +19,6 @@ from fairbench.models.layers import AvgPool2x2
 from fairbench.run.bench import synthetic_dataset
 from fairbench.training import train as train_module
 from fairbench.training.train import train_classifier
-
-needs_compiler = pytest.mark.skipif(
-    not (shutil.which("c++") or shutil.which("g++")), reason="torch.compile on a CPU needs a C++ compiler"
-)
 
 
 def per_parameter_sgd(monkeypatch):
@@ -125,12 +121,14 @@ def test_dsa_inside_the_graph_agrees_with_the_eager_step_and_keeps_its_shapes(mo
     later steps, whose draws choose other transforms for other counts of samples, compile no new
     graph (a CUDA graph would re-record for each)."""
     monkeypatch.setattr(dm_module, "captures_graphs", lambda device: True)
-    train = synthetic_dataset(3, 2, 24, 16, torch.device("cpu"))
+    # the sizes of benchmarks/op_counts.py's 10-class setting: tests/test_op_counts.py's compiled
+    # count then finds these graphs compiled
+    train = synthetic_dataset(10, 2, 8, 16, torch.device("cpu"))
 
     def distilled(iterations, compile):
-        hp = {**method_hparams("dm+fairdd", "", 2), "iterations": iterations, "real_batch": 20, "compile": compile}
+        hp = {**method_hparams("dm+fairdd", "", 2), "iterations": iterations, "real_batch": 4, "compile": compile}
         torch.manual_seed(7)
-        ctx = DistillContext(device=torch.device("cpu"), make_net=lambda: build_model("convnet", 3, 3, 16, width=8))
+        ctx = DistillContext(device=torch.device("cpu"), make_net=lambda: build_model("convnet", 3, 10, 16, width=8))
         return build_distiller("dm+fairdd", hp).distill(train, 2, ctx).images
 
     start, eager, compiled = distilled(0, False), distilled(1, False), distilled(1, True)
