@@ -47,6 +47,8 @@ VIEWS = frozenset(
         "empty empty_like empty_strided resolve_conj resolve_neg"
     ).split()
 )
+# operations that read a device tensor on the host: on a GPU each waits for the device to catch up
+HOST_READS = frozenset("aten::" + name for name in ("_local_scalar_dense", "item", "nonzero", "is_nonzero", "equal"))
 METHODS = ("dm", "dm+fairdd", "dm+cobra", "dm+wbary")
 SMALL = {"groups": 2, "ipc": 2, "image_size": 16, "width": 8}  # counts do not depend on sizes
 SETTINGS = {
@@ -88,7 +90,8 @@ def _in_graph(event) -> bool:
 def op_counts(method: str, setting: str = "10 classes", seed: int = 0, compile: bool = False) -> dict[str, int]:
     """aten operations of the middle iteration of a 3-iteration run of ``method``: top-level,
     launching (top-level, views left out) and all (nested included); with ``compile``, instead
-    the compiled step's graph calls and its estimated GPU launches (the module's docstring)."""
+    the compiled step's graph calls, its estimated GPU launches (the module's docstring) and its
+    reads of a device tensor on the host outside the graphs (a GPU waits at each)."""
     s = SETTINGS[setting]
     hp = {**method_hparams(method, "", s["ipc"]), "iterations": 3, "real_batch": s["real_batch"]}
     if compile:
@@ -103,7 +106,8 @@ def op_counts(method: str, setting: str = "10 classes", seed: int = 0, compile: 
     if compile:
         calls = [e for e in prof.events() if e.name.startswith(GRAPH_CALLS) and not _in_graph(e)]
         outside = sum(e.name not in VIEWS and not _in_graph(e) for e in top)
-        return {"graph_calls": len(calls), "launching": outside + 2 * len(calls)}
+        reads = sum(e.name in HOST_READS and not _in_graph(e) for e in events)
+        return {"graph_calls": len(calls), "launching": outside + 2 * len(calls), "host_reads": reads}
     return {"top_level": len(top), "launching": sum(e.name not in VIEWS for e in top), "all": len(events)}
 
 
