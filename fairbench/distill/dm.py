@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from torch import nn
 
 from ..data import GroupDataset
+from ..training.augment import DSA
 from ..training.compiled import captures_graphs, new_step
 from ..training.train import train_classifier
 from .base import DistillContext, Distiller, SyntheticSet
@@ -69,7 +71,9 @@ class DistributionMatching(Distiller):
         return SyntheticSet(syn.detach(), syn_labels)
 
 
-def step_embedding(net, dsa, params, compiling: bool, in_graph: bool, device: torch.device) -> Callable:
+def step_embedding(
+    net: nn.Module, dsa: DSA | None, params: dict | None, compiling: bool, in_graph: bool, device: torch.device
+) -> Callable[[torch.Tensor, torch.Tensor, list[int]], torch.Tensor]:
     """A step's embedding of a class-major batch, called with its images, labels and samples per
     class: DSA's draw ``params`` applied (none if ``dsa`` is None), then ``net.embed``, compiled
     with ``distill.compile``. ``in_graph`` (compiled, on a device that replays CUDA graphs): both
