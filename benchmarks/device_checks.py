@@ -16,7 +16,9 @@ finite numbers, so the script cannot rot, on a CPU in CI):
 6. the dm iteration with ``distill.compile`` (CUDA graphs) against eager: no slower, with each
    one's kernel launches per iteration in the report (issue 20's launch goals);
 7. dm+cobra's and dm+wbary's iteration with ``distill.compile`` (the warm start's epochs and the
-   Sinkhorn solves captured too): fewer kernel launches than eager, each one's count in the report.
+   Sinkhorn solves captured too): fewer kernel launches than eager, each one's count in the report;
+8. the kernel launches per iteration with ``distill.compile`` against issue 20's limits: dm and
+   dm+fairdd <= 150, dm+cobra <= 600, dm+wbary <= 500.
 """
 
 from __future__ import annotations
@@ -96,15 +98,22 @@ def _dm_setting(device, sizes) -> tuple:
     return train, DistillContext(device=device, make_net=make_net)
 
 
+def _hparams(method: str, sizes) -> dict:
+    """``method``'s registry hyperparameters at the check's IPC and real batch (and, at quick
+    sizes, COBRA's shorter warm start)."""
+    hp = {**method_hparams(method, "", sizes["ipc"]), "real_batch": sizes["real_batch"]}
+    if method == "dm+cobra" and sizes["cobra_warmup_epochs"] is not None:
+        hp["warmup_epochs"] = sizes["cobra_warmup_epochs"]
+    return hp
+
+
 def goal_1(device, sizes) -> dict:
     """fairbench's DM iteration over the per-class loop, for dm, dm+fairdd, dm+cobra."""
     ipc = sizes["ipc"]
     train, ctx = _dm_setting(device, sizes)
     speedups = {}
     for method, mode in MODES.items():
-        hp = {**method_hparams(method, "", ipc), "real_batch": sizes["real_batch"]}
-        if method == "dm+cobra" and sizes["cobra_warmup_epochs"] is not None:
-            hp["warmup_epochs"] = sizes["cobra_warmup_epochs"]
+        hp = _hparams(method, sizes)
         # warm-up: as many untimed iterations, then the timed run (its clock leaves out 5 more)
         build_distiller(method, {**hp, "iterations": sizes["loop_warmup"]}).distill(train, ipc, ctx)
         timed = build_distiller(method, {**hp, "iterations": sizes["loop_iterations"] + 5})
@@ -243,7 +252,7 @@ def goal_6(device, sizes) -> dict:
     train, ctx = _dm_setting(device, sizes)
     detail = {}
     for compile in (False, True):
-        hp = {**method_hparams("dm", "", ipc), "real_batch": sizes["real_batch"], "compile": compile}
+        hp = {**_hparams("dm", sizes), "compile": compile}
         # a tenth of the loop is left out of iter_ms: the first iteration, which compiles
         timed = build_distiller("dm", {**hp, "iterations": max(10, sizes["loop_iterations"])})
         timed.distill(train, ipc, ctx)
@@ -262,13 +271,28 @@ def goal_7(device, sizes) -> dict:
     train, ctx = _dm_setting(device, sizes)
     detail = {}
     for method in ("dm+cobra", "dm+wbary"):
-        hp = {**method_hparams(method, "", ipc), "real_batch": sizes["real_batch"]}
-        if method == "dm+cobra" and sizes["cobra_warmup_epochs"] is not None:
-            hp["warmup_epochs"] = sizes["cobra_warmup_epochs"]
+        hp = _hparams(method, sizes)
         eager, compiled = (_launches(method, {**hp, "compile": c}, train, ipc, ctx) for c in (False, True))
         detail[method] = {"eager_launches": eager, "compiled_launches": compiled}
     worst = max(d["compiled_launches"] / d["eager_launches"] for d in detail.values())
     return {"value": worst, "target": "< 1 (compiled / eager launches)", "ok": worst < 1, "detail": detail}
+
+
+LAUNCH_LIMITS = {"dm": 150, "dm+fairdd": 150, "dm+cobra": 600, "dm+wbary": 500}  # issue 20
+
+
+def goal_8(device, sizes) -> dict:
+    """Issue 20's limits on kernel launches per iteration, with distill.compile (CUDA graphs; DSA
+    inside the embedding's graph), which ``benchmarks/op_counts.py --compile`` estimates from a
+    CPU profile."""
+    ipc = sizes["ipc"]
+    train, ctx = _dm_setting(device, sizes)
+    detail = {}
+    for method, limit in LAUNCH_LIMITS.items():
+        hp = {**_hparams(method, sizes), "compile": True}
+        detail[method] = {"compiled_launches": _launches(method, hp, train, ipc, ctx), "limit": limit}
+    worst = max(d["compiled_launches"] / d["limit"] for d in detail.values())
+    return {"value": worst, "target": "<= 1 (launches / issue 20's limit)", "ok": worst <= 1, "detail": detail}
 
 
 def main() -> int:
@@ -295,6 +319,7 @@ def main() -> int:
             "5 cells sharing a gpu": lambda: goal_5(device, sizes, Path(work)),
             "6 distill.compile over eager": lambda: goal_6(device, sizes),
             "7 compiled launches, cobra and wbary": lambda: goal_7(device, sizes),
+            "8 compiled launches, issue 20's limits": lambda: goal_8(device, sizes),
         }
         for name, check in checks.items():
             start = time.perf_counter()

@@ -40,14 +40,18 @@ def test_device_checks_quick_runs_every_goal_and_writes_its_report(tmp_path):
         "PASS goal 5 cells sharing a gpu",
         "PASS goal 6 distill.compile over eager",
         "PASS goal 7 compiled launches, cobra and wbary",
+        "PASS goal 8 compiled launches, issue 20's limits",
     ]
     report = json.loads((tmp_path / "device_checks.json").read_text())
-    assert report["quick"] and len(report["goals"]) == 7
+    assert report["quick"] and len(report["goals"]) == 8
     assert set(report["goals"]["1 dm vs per-class loop"]["detail"]) == {"dm", "dm+fairdd", "dm+cobra"}
     compiled = report["goals"]["6 distill.compile over eager"]["detail"]
     assert compiled["eager"]["launches"] > 0 and compiled["compiled"]["launches"] > 0
     captured = report["goals"]["7 compiled launches, cobra and wbary"]["detail"]
     assert set(captured) == {"dm+cobra", "dm+wbary"}
+    limits = report["goals"]["8 compiled launches, issue 20's limits"]["detail"]
+    assert set(limits) == {"dm", "dm+fairdd", "dm+cobra", "dm+wbary"}
+    assert all(d["compiled_launches"] > 0 for d in limits.values())
 
 
 def test_device_checks_refuses_an_unknown_option():
