@@ -57,7 +57,7 @@ SETTINGS = {
 }
 
 
-def profile_iteration(prof: profile, iteration: int | None, device: torch.device | None = None):
+def profile_iteration(prof: profile, iteration: int, device: torch.device | None = None):
     """A distiller's ``progress`` wrapper that profiles the body of one iteration of its loop
     (synchronising ``device`` first, so a GPU's kernels are in)."""
 
@@ -98,9 +98,9 @@ def op_counts(method: str, setting: str = "10 classes", seed: int = 0, compile: 
         hp["compile"] = True
         # DSA's sample counts per transform change from step to step, and each new shape compiles:
         # a first, unprofiled run compiles what the profiled one will call
-        _distill(method, hp, s, seed, profile(activities=[ProfilerActivity.CPU]), profiled=None)
+        _distill(method, hp, s, seed)
     prof = profile(activities=[ProfilerActivity.CPU])
-    _distill(method, hp, s, seed, prof, profiled=1)
+    _distill(method, hp, s, seed, prof)
     events = [e for e in prof.events() if e.name.startswith("aten::")]
     top = [e for e in events if e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::")]
     if compile:
@@ -111,15 +111,17 @@ def op_counts(method: str, setting: str = "10 classes", seed: int = 0, compile: 
     return {"top_level": len(top), "launching": sum(e.name not in VIEWS for e in top), "all": len(events)}
 
 
-def _distill(method: str, hp: dict, s: dict, seed: int, prof: profile, profiled: int | None) -> None:
-    """One run of ``method`` in setting ``s``, its iteration ``profiled`` profiled (None: none)."""
+def _distill(method: str, hp: dict, s: dict, seed: int, prof: profile | None = None) -> None:
+    """One run of ``method`` in setting ``s``, its middle iteration profiled by ``prof`` if given."""
     torch.manual_seed(seed)
     train = synthetic_dataset(s["classes"], s["groups"], s["real_batch"] + 4, s["image_size"], torch.device("cpu"))
 
     def make_net():
         return build_model("convnet", 3, s["classes"], s["image_size"], width=s["width"])
 
-    ctx = DistillContext(device=torch.device("cpu"), make_net=make_net, progress=profile_iteration(prof, profiled))
+    ctx = DistillContext(device=torch.device("cpu"), make_net=make_net)
+    if prof is not None:
+        ctx.progress = profile_iteration(prof, 1)
     # one call per batch, and DSA inside the compiled embedding, as on a GPU
     with mock.patch.object(tiling, "CPU_TILE", len(train)), mock.patch.object(dm, "captures_graphs", lambda _: True):
         build_distiller(method, hp).distill(train, s["ipc"], ctx)
